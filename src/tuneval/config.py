@@ -1,0 +1,206 @@
+"""params.yaml -> typed, validated config. Every problem names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuneval.tasks import TASK_NAMES
+
+
+class ConfigError(ValueError):
+    """A params.yaml value is missing, misspelled or out of range."""
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    architecture: str = "llama"
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 512
+    max_position_embeddings: int = 1024
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny-llama"
+    revision: str = "main"
+    dtype: str = "auto"
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "sample"
+    local_dir: str = "../shared/data"
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    max_examples: int | None = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    test_size: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "full"
+    max_length: int = 768
+    per_device_batch_size: int = 8
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    logging_steps: int = 25
+    group_by_length: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    limit: int | None = None
+    num_fewshot: int = 0
+    batch_size: int = 32
+    max_prompt_tokens: int = 768
+    max_new_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    repo_id: str | None = None
+    push: bool = False
+    private: bool = True
+    license: str = "apache-2.0"
+
+
+@dataclass(frozen=True)
+class Params:
+    lr: float = 2e-5
+    epochs: int = 3
+    batch_size: int = 8
+    seed: int = 1
+    tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+
+
+TINY_MODELS = {"tiny-llama": "llama", "tiny-gemma2": "gemma2"}
+DATA_SOURCES = ("sample", "local", "hub")
+EVAL_SPLITS = ("test", "validation")
+TRAIN_METHODS = ("full",)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (unknown keys are errors, not silently ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found (run from the repository root, where params.yaml lives)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    params = _build(Params, raw, prefix="", source=path)
+    _check_ranges(params, path)
+    return params
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, source: Path) -> Any:
+    """Recursively turn a dict into dataclass `cls`, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {prefix}{unknown[0]!s} (allowed here: {', '.join(sorted(known))})"
+        )
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        return _build(hint, value, prefix=f"{key}.", source=source)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, key, source)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        (inner,) = typing.get_args(hint)
+        return [_coerce(inner, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads `2e-5` (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} = {value!r} must be of type {hint.__name__}")
+    return value
+
+
+def _require(ok: bool, source: Path, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected {allowed}")
+
+
+def _check_ranges(p: Params, src: Path) -> None:
+    _require(p.lr > 0, src, "lr", p.lr, "a learning rate > 0")
+    _require(p.epochs >= 1, src, "epochs", p.epochs, "an integer >= 1")
+    _require(p.batch_size >= 1, src, "batch_size", p.batch_size, "an integer >= 1")
+    for i, task in enumerate(p.tasks):
+        _require(task in TASK_NAMES, src, f"tasks[{i}]", task, f"one of {', '.join(TASK_NAMES)}")
+    _require(p.data.source in DATA_SOURCES, src, "data.source", p.data.source, f"one of {DATA_SOURCES}")
+    _require(0 < p.split.test_size < 1, src, "split.test_size", p.split.test_size, "a fraction in (0, 1)")
+    _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
+    _require(p.model.dtype in DTYPES, src, "model.dtype", p.model.dtype, f"one of {DTYPES}")
+    _require(
+        p.model.tiny.architecture in TINY_MODELS.values(), src, "model.tiny.architecture",
+        p.model.tiny.architecture, f"one of {sorted(TINY_MODELS.values())}",
+    )
+    _require(
+        p.train.per_device_batch_size >= 1 and p.batch_size % p.train.per_device_batch_size == 0, src,
+        "train.per_device_batch_size", p.train.per_device_batch_size, f"a divisor of batch_size={p.batch_size}",
+    )
+    _require(p.train.max_length >= 64, src, "train.max_length", p.train.max_length,
+             ">= 64 tokens (room for a prompt and its answer)")
+    _require(p.eval.max_prompt_tokens >= 64, src, "eval.max_prompt_tokens", p.eval.max_prompt_tokens,
+             ">= 64 tokens (room for a prompt)")
+    _require(p.eval.max_new_tokens >= 1, src, "eval.max_new_tokens", p.eval.max_new_tokens, ">= 1")
+    _require(p.eval.batch_size >= 1, src, "eval.batch_size", p.eval.batch_size, ">= 1")
+    _require(p.eval.num_fewshot >= 0, src, "eval.num_fewshot", p.eval.num_fewshot, ">= 0")
+    _require(p.eval.limit is None or p.eval.limit >= 1, src, "eval.limit", p.eval.limit, "null or >= 1")
+    _require(bool(p.eval.splits), src, "eval.splits", p.eval.splits, "at least one split")
+    for i, split in enumerate(p.eval.splits):
+        _require(split in EVAL_SPLITS, src, f"eval.splits[{i}]", split, f"one of {EVAL_SPLITS}")
+    for task in p.tasks:
+        files = p.data.files.get(task)
+        _require(isinstance(files, dict) and {"train", "validation"} <= set(files), src,
+                 f"data.files.{task}", files, "a mapping with `train` and `validation` file names")

@@ -1,0 +1,144 @@
+"""Raw data -> validated, normalized JSONL (prepare) -> seeded 80/20 split (split)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tuneval.config import Params
+from tuneval.io import DataError, read_jsonl
+from tuneval.tasks import Task
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
+RAW_SPLITS = ("train", "validation")
+_TYPES = {"int": int, "str": str, "list[str]": list, "list[int]": list}
+
+
+def load_raw(task: Task, split: str, params: Params) -> tuple[list[dict[str, Any]], str]:
+    """Rows of one raw split and a description of where they came from."""
+    source = params.data.source
+    if source == "hub":
+        rows, origin = _load_from_hub(task, split), f"hub:{task.hub_dataset}[{split}]"
+    else:
+        root = SAMPLE_DIR if source == "sample" else Path(params.data.local_dir)
+        path = root / params.data.files[task.name][split]
+        rows, origin = read_jsonl(path), str(path)
+    validate_rows(task, rows, origin, labelled=True)
+    if params.data.max_examples is not None:
+        rows = rows[: params.data.max_examples]
+    return rows, origin
+
+
+def _load_from_hub(task: Task, split: str) -> list[dict[str, Any]]:
+    """The real hub path (`datasets.load_dataset`); offline it fails with the reason."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(task.hub_dataset, split=split)
+    except Exception as err:  # noqa: BLE001 - any hub/network failure becomes one clear message
+        raise DataError(
+            f"could not load {task.hub_dataset} [{split}] from the Hugging Face Hub ({type(err).__name__}: "
+            f"{err}). Without network access use data.source=local with data.local_dir pointing at JSONL "
+            "files in the same schema, or data.source=sample."
+        ) from err
+    return [dict(r) for r in ds]
+
+
+def validate_rows(task: Task, rows: list[dict[str, Any]], origin: str, labelled: bool) -> None:
+    """Check columns, types, labels, answer offsets and unique ids; errors name the file and row."""
+    seen: dict[Any, int] = {}
+    for i, row in enumerate(rows, start=1):
+        where = f"{origin}: row {i}"
+        for column, kind in task.schema.items():
+            if column not in row:
+                raise DataError(f"{where}: missing column {column!r} (expected columns: {list(task.schema)})")
+            _check_type(row[column], kind, f"{where}: column {column!r}")
+        key = row[task.id_field]
+        if key in seen:
+            raise DataError(f"{where}: duplicate {task.id_field} {key!r} (first seen in row {seen[key]})")
+        seen[key] = i
+        if task.label_field and labelled and row[task.label_field] not in task.labels:
+            raise DataError(
+                f"{where}: {task.label_field} = {row[task.label_field]!r} is not one of {task.labels}"
+            )
+        if "answers" in task.schema:
+            _check_answers(row, where)
+
+
+def _check_type(value: Any, kind: Any, where: str) -> None:
+    if isinstance(kind, dict):
+        if not isinstance(value, dict):
+            raise DataError(f"{where}: expected an object with keys {list(kind)}, got {type(value).__name__}")
+        for sub, sub_kind in kind.items():
+            if sub not in value:
+                raise DataError(f"{where}: missing key {sub!r}")
+            _check_type(value[sub], sub_kind, f"{where}.{sub}")
+        return
+    expected = _TYPES[kind]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise DataError(f"{where}: expected {kind}, got {type(value).__name__} {value!r:.60}")
+    if kind.startswith("list["):
+        inner = _TYPES[kind[5:-1]]
+        if not all(isinstance(v, inner) and not isinstance(v, bool) for v in value):
+            raise DataError(f"{where}: expected {kind}, got {value!r:.80}")
+
+
+def _check_answers(row: dict[str, Any], where: str) -> None:
+    texts, starts = row["answers"]["text"], row["answers"]["answer_start"]
+    if len(texts) != len(starts):
+        raise DataError(f"{where}: answers.text has {len(texts)} entries but answer_start has {len(starts)}")
+    for text, start in zip(texts, starts, strict=True):
+        if row["context"][start : start + len(text)] != text:
+            raise DataError(
+                f"{where}: answer {text!r} is not at answer_start {start} of its context "
+                f"(found {row['context'][start:start + len(text)]!r})"
+            )
+
+
+def normalize(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the schema columns and add a string `id` every later stage keys on."""
+    return [{"id": str(r[task.id_field]), **{c: r[c] for c in task.schema if c != "id"}} for r in rows]
+
+
+def split_rows(task: Task, rows: list[dict[str, Any]], test_size: float, seed: int, origin: str):
+    """80/20 split: stratified by label, or grouped (whole articles on one side). Returns (train, test)."""
+    if task.group_by:
+        return _grouped_split(rows, task.group_by, test_size, seed, origin)
+    return _stratified_split(rows, task.stratify_by, test_size, seed, origin)
+
+
+def _stratified_split(rows, label: str | None, test_size: float, seed: int, origin: str):
+    from sklearn.model_selection import train_test_split
+
+    labels = [r[label] for r in rows] if label else None
+    if labels is not None:
+        counts = Counter(labels)
+        n_test = round(len(rows) * test_size)
+        if len(counts) < 2 or min(counts.values()) < 2 or n_test < len(counts):
+            raise DataError(
+                f"{origin}: cannot stratify {len(rows)} rows by {label!r} (label counts {dict(counts)}): "
+                "need at least 2 labels with 2+ rows each and a test split holding one of each"
+            )
+    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
+    return train, test
+
+
+def _grouped_split(rows, group: str, test_size: float, seed: int, origin: str):
+    """Shuffle groups with `seed`, move whole groups to test until it holds >= test_size of the rows."""
+    groups = sorted({r[group] for r in rows})
+    if len(groups) < 2:
+        raise DataError(f"{origin}: cannot split by {group!r}: only {len(groups)} distinct value(s)")
+    random.Random(seed).shuffle(groups)
+    sizes = Counter(r[group] for r in rows)
+    test_groups: set[str] = set()
+    n_test = 0
+    for g in groups[:-1]:  # never move every group
+        if n_test >= test_size * len(rows):
+            break
+        test_groups.add(g)
+        n_test += sizes[g]
+    train = [r for r in rows if r[group] not in test_groups]
+    test = [r for r in rows if r[group] in test_groups]
+    return train, test

@@ -1,0 +1,169 @@
+"""Base models: build the tiny offline ones, or point at a hub model; load either the same way.
+
+`models/base` is a normal Hugging Face model directory (tiny models) or holds `model_ref.json` naming a hub
+model; every later stage calls `load_model`, which ends in `AutoModelForCausalLM.from_pretrained` either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from tuneval.config import TINY_MODELS, ModelConfig, TinyModelConfig
+
+REF_FILE = "model_ref.json"
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and how to fix it."""
+
+
+def is_tiny(name: str) -> bool:
+    return name in TINY_MODELS
+
+
+# ----------------------------------------------------------------------------------------------- building
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """Byte-level BPE trained on `texts` (deterministic for the same texts), with <s> prepended like Llama-3."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    bos = SPECIAL_TOKENS["bos_token"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=1_000_000, **SPECIAL_TOKENS)
+
+
+def tiny_config(architecture: str, tiny: TinyModelConfig, tokenizer):
+    """A Llama (or Gemma-2) config of the tiny shape, wired to the tokenizer's special ids."""
+    from transformers import Gemma2Config, LlamaConfig
+
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=tiny.hidden_size,
+        num_hidden_layers=tiny.num_layers,
+        num_attention_heads=tiny.num_heads,
+        num_key_value_heads=tiny.num_kv_heads,
+        intermediate_size=tiny.intermediate_size,
+        max_position_embeddings=tiny.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    if architecture == "gemma2":
+        head_dim = tiny.hidden_size // tiny.num_heads
+        return Gemma2Config(head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=256, **common)
+    return LlamaConfig(**common)
+
+
+def build_tiny_model(model_cfg: ModelConfig, texts: Iterable[str], seed: int, out_dir: Path) -> None:
+    """Train the tokenizer, initialise the model with `seed`, save both as an HF model directory."""
+    from transformers import AutoModelForCausalLM
+
+    architecture = TINY_MODELS[model_cfg.name]
+    tokenizer = train_tokenizer(texts, model_cfg.tiny.vocab_size)
+    config = tiny_config(architecture, model_cfg.tiny, tokenizer)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def write_model_ref(model_cfg: ModelConfig, out_dir: Path) -> None:
+    """For a hub model: check it is reachable now (fail fast), then record which model and revision."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(model_cfg.name, revision=model_cfg.revision)
+    except Exception as err:  # noqa: BLE001
+        raise explain_load_error(model_cfg.name, err) from err
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REF_FILE).write_text(
+        json.dumps({"name": model_cfg.name, "revision": model_cfg.revision}, indent=2) + "\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def resolve(model_dir_or_id: str | Path) -> tuple[str, str | None]:
+    """(what to pass to from_pretrained, revision): follows models/base/model_ref.json to the hub id."""
+    path = Path(model_dir_or_id)
+    if (path / REF_FILE).is_file():
+        ref = json.loads((path / REF_FILE).read_text())
+        return ref["name"], ref.get("revision")
+    return str(model_dir_or_id), None
+
+
+def pick_dtype(dtype: str = "auto") -> torch.dtype:
+    """bf16 on CUDA cards that support it, fp32 elsewhere (CPU training in bf16 is slow and lossy)."""
+    if dtype == "auto":
+        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_tokenizer(model_dir_or_id: str | Path):
+    """Tokenizer with a pad token (Llama-3 has none: reuse EOS) and left padding for batched generation."""
+    from transformers import AutoTokenizer
+
+    name, revision = resolve(model_dir_or_id)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+    except Exception as err:  # noqa: BLE001
+        raise explain_load_error(name, err) from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(model_dir_or_id: str | Path, dtype: str = "auto", device: str | None = None):
+    """`AutoModelForCausalLM.from_pretrained` for tiny dirs, fine-tuned dirs and hub ids alike."""
+    from transformers import AutoModelForCausalLM
+
+    name, revision = resolve(model_dir_or_id)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=pick_dtype(dtype))
+    except Exception as err:  # noqa: BLE001
+        raise explain_load_error(name, err) from err
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()
+
+
+def explain_load_error(name: str, err: Exception) -> ModelLoadError:
+    """One paragraph: which model, what went wrong, what the user needs to do."""
+    text = f"{type(err).__name__}: {err}"
+    kind = type(err).__name__
+    if "Gated" in kind or "gated" in text or "403" in text:
+        why = f"{name} is a gated model and this account has not been granted access."
+        fix = f"Accept its license on https://huggingface.co/{name} and use a token of that account."
+    elif "401" in text or "Unauthorized" in text or "token" in text.lower() and "invalid" in text.lower():
+        why = "the Hub rejected the token (missing, expired or invalid)."
+        fix = "Create a read token at https://huggingface.co/settings/tokens and `export HF_TOKEN=...`."
+    elif "RepositoryNotFound" in kind or "404" in text or "is not a local folder" in text and "offline" not in text:
+        why = f"no model called {name!r} exists on the Hub or as a local directory (or it is private)."
+        fix = "Check the spelling of model.name, or log in if the repo is private."
+    else:
+        why = "the Hugging Face Hub could not be reached (no network, or HF_HUB_OFFLINE is set)."
+        fix = (
+            "Hub models need network access to huggingface.co, their license accepted on the model page "
+            "(Llama and Gemma are gated) and a token (`huggingface-cli login` or HF_TOKEN). Offline, use "
+            "model.name=tiny-llama or tiny-gemma2, or a local model directory."
+        )
+    return ModelLoadError(f"Could not load model {name!r}: {why} {fix}\n(underlying error: {text[:300]})")

@@ -1,0 +1,76 @@
+"""Tasks are data: one YAML file each (prompt, choices or stop string, schema), read into a `Task`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASK_DIR = Path(__file__).parent
+TASK_NAMES = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    hub_dataset: str
+    kind: str  # multiple_choice | generate
+    id_field: str
+    schema: dict[str, Any]
+    prompt: str
+    fewshot_separator: str = "\n\n"
+    # multiple_choice
+    label_field: str | None = None
+    labels: list[int] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=list)
+    choices: list[str] = field(default_factory=list)
+    stratify_by: str | None = None
+    # generate
+    answer_prefix: str = " "
+    abstain: str | None = None
+    stop: str | None = None
+    truncate_field: str | None = None
+    group_by: str | None = None
+
+    def format_prompt(self, example: dict[str, Any]) -> str:
+        """The prompt for one normalized example (no trailing space: continuations start with one)."""
+        return self.prompt.format(**example)
+
+    def gold_answers(self, example: dict[str, Any]) -> list[str]:
+        """SQuAD-style gold answers; empty list = unanswerable."""
+        return list(example["answers"]["text"])
+
+    def target(self, example: dict[str, Any]) -> str:
+        """The text the model is trained to produce after the prompt."""
+        if self.kind == "multiple_choice":
+            return self.choices[self.labels.index(example[self.label_field])]
+        answers = self.gold_answers(example)
+        answer = answers[0] if answers else self.abstain
+        return f"{self.answer_prefix}{answer}{self.stop or ''}"
+
+    def to_answer(self, generated: str) -> str:
+        """Generated text -> answer for scoring: cut at `stop`, strip, abstention -> "" (no answer)."""
+        if self.stop and self.stop in generated:
+            generated = generated[: generated.index(self.stop)]
+        answer = generated.strip()
+        return "" if self.abstain is not None and answer.lower() == self.abstain.lower() else answer
+
+
+@cache
+def get_task(name: str) -> Task:
+    """Load `tasks/<name>.yaml`; unknown names list what exists."""
+    path = TASK_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"unknown task {name!r}; defined tasks: {', '.join(TASK_NAMES)} (in {TASK_DIR})")
+    return Task(**yaml.safe_load(path.read_text()))
+
+
+def demonstration(task: Task, example: dict[str, Any]) -> str:
+    """A solved example for few-shot prompts: prompt + target without the stop string."""
+    target = task.target(example)
+    if task.stop and target.endswith(task.stop):
+        target = target[: -len(task.stop)]
+    return task.format_prompt(example) + target
