@@ -1,0 +1,7 @@
+"""prepare: raw task data (bundled sample, local JSONL or the hub) -> validated, normalized JSONL."""
+
+from tuneval.pipeline import prepare
+from tuneval.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(prepare)

@@ -1,0 +1,7 @@
+"""publish: the folder a Hub push uploads (model, tokenizer, model card); pushes only when asked."""
+
+from tuneval.pipeline import publish
+from tuneval.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(publish)

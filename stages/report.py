@@ -1,0 +1,7 @@
+"""report: metrics/summary.md and summary.png, zero-shot vs fine-tuned for every task."""
+
+from tuneval.pipeline import report
+from tuneval.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage(report, needs_task=False)
