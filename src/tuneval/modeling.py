@@ -88,9 +88,12 @@ def build_tiny_model(model_cfg: ModelConfig, texts: Iterable[str], seed: int, ou
 
 def write_model_ref(model_cfg: ModelConfig, out_dir: Path) -> None:
     """For a hub model: check it is reachable now (fail fast), then record which model and revision."""
+    from huggingface_hub import HfApi
     from transformers import AutoConfig
 
     try:
+        if not Path(model_cfg.name).is_dir():  # one quick API call first: from_pretrained retries offline
+            HfApi().model_info(model_cfg.name, revision=model_cfg.revision, timeout=15)
         AutoConfig.from_pretrained(model_cfg.name, revision=model_cfg.revision)
     except Exception as err:  # noqa: BLE001
         raise explain_load_error(model_cfg.name, err) from err

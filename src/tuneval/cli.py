@@ -1,0 +1,90 @@
+"""`tuneval eval`: the pipeline's evaluation engine for ad-hoc use, without DVC.
+
+    tuneval eval --model models/sst2 --task sst2 --split validation [--num-fewshot K] [--limit N] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tuneval.config import ConfigError, load_params
+from tuneval.io import DataError, read_jsonl, write_json
+
+
+def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict]]:
+    """(rows to score, train rows for few-shot): pipeline outputs if present, else the raw data."""
+    from tuneval import paths
+    from tuneval.data import load_raw, normalize
+
+    if data_dir is None and paths.eval_rows_file(task.name, split).is_file():
+        train = paths.split_file(task.name, "train")
+        return read_jsonl(paths.eval_rows_file(task.name, split)), read_jsonl(train) if train.is_file() else []
+    if split == "test":
+        raise DataError("--split test needs the pipeline's split (run `dvc repro split`); use --split validation")
+    if data_dir is not None:
+        from dataclasses import replace
+
+        params = replace(params, data=replace(params.data, source="local", local_dir=str(data_dir)))
+    rows = normalize(task, load_raw(task, "validation", params)[0])
+    return rows, normalize(task, load_raw(task, "train", params)[0])
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tuneval.evaluation import EvalSettings, evaluate
+    from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.tasks import get_task
+
+    params = load_params(args.params)
+    task = get_task(args.task)
+    rows, train_rows = _rows_for(task, args.split, args.data_dir, params)
+    rows = rows[: args.limit]
+    settings = EvalSettings(
+        batch_size=args.batch_size or params.eval.batch_size,
+        max_prompt_tokens=params.eval.max_prompt_tokens,
+        max_new_tokens=params.eval.max_new_tokens,
+        num_fewshot=args.num_fewshot,
+        seed=params.seed,
+    )
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, dtype=args.dtype)
+    scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
+    print(f"{task.name} [{args.split}] {len(rows):,} examples, {args.num_fewshot}-shot, model {args.model}")
+    for key, value in scores.items():
+        if isinstance(value, int | float):
+            print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
+    if args.out:
+        write_json(args.out, {args.split: scores})
+        write_json(Path(args.out).with_suffix(".predictions.json"), predictions)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tuneval", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("eval", help="score a model on a task (same engine as the pipeline)")
+    ev.add_argument("--model", required=True, help="model directory (e.g. models/sst2) or hub id")
+    ev.add_argument("--task", required=True, help="sst2 | squad_v2")
+    ev.add_argument("--split", default="validation", choices=["validation", "test"])
+    ev.add_argument("--num-fewshot", type=int, default=0)
+    ev.add_argument("--limit", type=int, default=None, help="score only the first N examples")
+    ev.add_argument("--batch-size", type=int, default=None)
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--data-dir", type=Path, default=None,
+                    help="JSONL root in the shared-data layout (e.g. ../shared/data) instead of pipeline outputs")
+    ev.add_argument("--params", default="params.yaml")
+    ev.add_argument("--out", default=None, help="write metrics JSON here (+ .predictions.json beside it)")
+    args = parser.parse_args(argv)
+    from tuneval.modeling import ModelLoadError
+
+    try:
+        return cmd_eval(args)
+    except (ConfigError, DataError, ModelLoadError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Evaluation engine and training encoding on a tiny model built in a temp dir (seconds on CPU)."""
+
+import pytest
+import torch
+
+from tuneval import evaluation as E
+from tuneval.config import ModelConfig, TinyModelConfig
+from tuneval.modeling import build_tiny_model, load_model, load_tokenizer
+from tuneval.pipeline import parameter_counts
+from tuneval.tasks import demonstration, get_task
+from tuneval.training import IGNORE_INDEX, CompletionCollator, encode_example
+
+SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                        intermediate_size=64, max_position_embeddings=512)
+
+
+def _sst2_rows(n=24):
+    words = ["good", "bad", "great", "awful", "fine", "dull", "moving", "boring"]
+    return [{"id": str(i), "idx": i, "sentence": f"a {words[i % 8]} film , {words[(i * 3) % 8]} end ",
+             "label": i % 2} for i in range(n)]
+
+
+def _squad_rows(n=12):
+    rows = []
+    for i in range(n):
+        context = f"The river {i} flows through the town of Alder{i} in the north. It is {i + 3} miles long."
+        answerable = i % 3 != 0
+        text = f"Alder{i}"
+        rows.append({"id": f"q{i}", "title": f"T{i % 4}", "context": context,
+                     "question": f"Which town does river {i} flow through?",
+                     "answers": {"text": [text] if answerable else [],
+                                 "answer_start": [context.index(text)] if answerable else []}})
+    return rows
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gemma2"])
+def tiny(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    texts = [demonstration(get_task("sst2"), r) for r in _sst2_rows()]
+    texts += [demonstration(get_task("squad_v2"), r) for r in _squad_rows()]
+    build_tiny_model(ModelConfig(name=request.param, tiny=SHAPE), texts * 3, seed=1, out_dir=out)
+    return out, load_tokenizer(out), load_model(out, dtype="float32", device="cpu")
+
+
+def test_saved_model_is_a_plain_hf_directory(tiny):
+    from transformers import AutoConfig
+
+    path, _, model = tiny
+    assert (path / "config.json").is_file() and (path / "tokenizer.json").is_file()
+    assert AutoConfig.from_pretrained(path).model_type in {"llama", "gemma2"}
+    assert model.config.model_type == AutoConfig.from_pretrained(path).model_type
+
+
+def test_batched_scores_equal_per_example_scores(tiny):
+    _, tok, model = tiny
+    task = get_task("sst2")
+    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(10)]
+    requests = [(p, E.continuation_ids(tok, p, c)) for p in prompts for c in task.choices]
+    batched = E.loglikelihoods(model, tok, requests, batch_size=8)
+    single = E.loglikelihoods(model, tok, requests, batch_size=1)
+    assert batched == pytest.approx(single, abs=1e-4)
+    assert all(s < 0 for s in single)
+
+
+def test_loglikelihood_matches_a_plain_forward_pass(tiny):
+    _, tok, model = tiny
+    ctx, cont = tok("Answer:").input_ids, tok(" positive", add_special_tokens=False).input_ids
+    (engine,) = E.loglikelihoods(model, tok, [(ctx, cont)], batch_size=1)
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + cont])).logits[0].float()
+    logprobs = torch.log_softmax(logits, -1)
+    manual = sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont))
+    assert engine == pytest.approx(manual, abs=1e-4)
+
+
+def test_batched_generation_equals_one_by_one(tiny):
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _squad_rows(6)]
+    batched = E.generate(model, tok, prompts, "\n", max_new_tokens=6, batch_size=4)
+    single = [E.generate(model, tok, [p], "\n", max_new_tokens=6, batch_size=1)[0] for p in prompts]
+    assert batched == single
+
+
+def test_evaluate_returns_metrics_and_a_prediction_per_example(tiny):
+    _, tok, model = tiny
+    settings = E.EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=4)
+    scores, preds = E.evaluate(get_task("sst2"), model, tok, _sst2_rows(8), _sst2_rows(), settings)
+    assert len(preds) == 8 and 0 <= scores["accuracy"] <= 1
+    assert scores["accuracy"] == pytest.approx(sum(p["actual"] == p["predicted"] for p in preds) / 8)
+    scores, preds = E.evaluate(get_task("squad_v2"), model, tok, _squad_rows(6), [], settings)
+    assert {"exact", "f1", "HasAns_total", "NoAns_total", "best_f1", "best_f1_thresh"} <= set(scores)
+    assert all(0 <= p["no_answer_prob"] <= 1 for p in preds)
+
+
+def test_prompt_truncation_cuts_the_context_and_keeps_the_question(tiny):
+    _, tok, _ = tiny
+    task = get_task("squad_v2")
+    row = _squad_rows(2)[1]
+    row = {**row, "context": row["context"] * 40}
+    ids = E.build_prompt(task, row, [], tok, 80)
+    assert len(ids) <= 80
+    text = tok.decode(ids)
+    assert text.rstrip().endswith("Answer:") and row["question"] in text
+
+
+def test_fewshot_demos_are_seeded_per_example():
+    train = [{"id": str(i)} for i in range(50)]
+    assert E.pick_demos(train, 3, 1, "a") == E.pick_demos(train, 3, 1, "a")
+    assert E.pick_demos(train, 3, 1, "a") != E.pick_demos(train, 3, 2, "a")
+    assert E.pick_demos(train, 0, 1, "a") == []
+
+
+def test_training_labels_cover_the_answer_tokens_only(tiny):
+    _, tok, _ = tiny
+    for task, row in ((get_task("sst2"), _sst2_rows()[1]), (get_task("squad_v2"), _squad_rows()[1])):
+        enc = encode_example(task, row, tok, 256)
+        target = tok(task.target(row), add_special_tokens=False).input_ids
+        supervised = [t for t in enc["labels"] if t != IGNORE_INDEX]
+        assert supervised == target, "loss must see exactly the answer tokens"
+        n_prompt = len(enc["input_ids"]) - len(target)
+        assert enc["labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
+        assert enc["input_ids"][n_prompt:] == target
+
+
+def test_collator_pads_to_the_longest_in_batch_and_masks_padding():
+    batch = CompletionCollator(pad_token_id=0)([
+        {"input_ids": [5, 6, 7], "labels": [-100, -100, 7]},
+        {"input_ids": [5, 6], "labels": [-100, 6]},
+    ])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 6, 0]]
+    assert batch["labels"].tolist() == [[-100, -100, 7], [-100, 6, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_parameter_counts_count_tied_embeddings_once(tiny):
+    _, tok, model = tiny
+    counts = parameter_counts(model)
+    assert counts["total"] == sum(p.numel() for p in model.parameters())  # .parameters() dedups ties
+    assert counts["embedding"] == len(tok) * SHAPE.hidden_size
+    assert counts["trainable"] == counts["total"]
+    assert all(isinstance(v, int) for v in counts.values())
