@@ -12,7 +12,7 @@ from tuneval.config import load_params
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
-    """A copy of `base` with `overrides` merged in; nested mappings merge key by key, anything else replaces."""
+    """A copy of `base` with `overrides` merged in: nested mappings merge key by key, others replace."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -34,7 +34,7 @@ def params(repo_root):
 
 @pytest.fixture
 def write_params(tmp_path, repo_root):
-    """Callable: write_params(**overrides) -> path of a params.yaml copy (under tmp_path) with overrides merged."""
+    """Callable: write_params(**overrides) -> path of a params.yaml copy in tmp_path, overrides merged."""
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     counter = iter(range(1_000_000))
 

@@ -98,7 +98,8 @@ def test_per_device_batch_size_must_divide_batch_size(write_params):
 
 
 def test_per_device_batch_size_that_divides_is_accepted(write_params):
-    assert load_params(write_params(batch_size=8, train={"per_device_batch_size": 4})).train.per_device_batch_size == 4
+    loaded = load_params(write_params(batch_size=8, train={"per_device_batch_size": 4}))
+    assert loaded.train.per_device_batch_size == 4
 
 
 def test_wrong_type(write_params):

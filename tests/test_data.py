@@ -203,11 +203,6 @@ def test_stratified_split_too_small_or_one_sided(labels):
     assert "tiny.jsonl" in str(excinfo.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data._stratified_split only checks the test side: a train side smaller than the number of "
-    "labels reaches sklearn, which raises a bare ValueError without the file name",
-)
 def test_stratified_split_train_side_too_small_is_a_data_error():
     rows = [{"id": str(i), "label": label} for i, label in enumerate([0, 0, 1, 1])]
     with pytest.raises(DataError, match="stratify"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ def _require(ok: bool, source: Path, key: str, value: Any, allowed: str) -> None
 
 
 def _check_ranges(p: Params, src: Path) -> None:
-    _require(p.lr > 0, src, "lr", p.lr, "a learning rate > 0")
+    _require(math.isfinite(p.lr) and p.lr > 0, src, "lr", p.lr, "a finite learning rate > 0")
     _require(p.epochs >= 1, src, "epochs", p.epochs, "an integer >= 1")
     _require(p.batch_size >= 1, src, "batch_size", p.batch_size, "an integer >= 1")
     for i, task in enumerate(p.tasks):

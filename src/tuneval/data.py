@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from pathlib import Path
@@ -115,11 +116,12 @@ def _stratified_split(rows, label: str | None, test_size: float, seed: int, orig
     labels = [r[label] for r in rows] if label else None
     if labels is not None:
         counts = Counter(labels)
-        n_test = round(len(rows) * test_size)
-        if len(counts) < 2 or min(counts.values()) < 2 or n_test < len(counts):
+        n_test = math.ceil(len(rows) * test_size)  # how scikit-learn sizes the test side
+        n_train = len(rows) - n_test
+        if len(counts) < 2 or min(counts.values()) < 2 or min(n_test, n_train) < len(counts):
             raise DataError(
                 f"{origin}: cannot stratify {len(rows)} rows by {label!r} (label counts {dict(counts)}): "
-                "need at least 2 labels with 2+ rows each and a test split holding one of each"
+                "need at least 2 labels with 2+ rows each, and train and test sides that can hold one of each"
             )
     train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
     return train, test

@@ -75,10 +75,10 @@ def training_arguments(params: Params, output_dir: Path):
 def train(task: Task, params: Params, base_model: str | Path, train_rows: list[dict[str, Any]],
           out_dir: Path, live_dir: Path) -> dict[str, float]:
     """Fine-tune `base_model` on `train_rows`, save model + tokenizer to `out_dir`, log to dvclive."""
-    from dvclive import Live
     from transformers import Trainer
     from transformers.integrations import DVCLiveCallback
 
+    from dvclive import Live
     from tuneval.modeling import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(base_model)

@@ -1,0 +1,191 @@
+"""Model card contents (parsed back with huggingface_hub); push_folder's dry run, token check and upload."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from huggingface_hub import ModelCard, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from tuneval.publishing import PublishError, build_model_card, push_folder, resolve_repo_id
+from tuneval.tasks import get_task
+
+COUNTS = {"base": {"total": 10, "trainable": 10, "embedding": 4},
+          "finetuned": {"total": 12345, "trainable": 10, "embedding": 4}}
+SST2_METRICS = {
+    "zeroshot": {"test": {"accuracy": 0.5, "f1": 0.4, "macro_f1": 0.45, "precision": 0.3, "n": 1000},
+                 "num_fewshot": 0},
+    "finetuned": {"test": {"accuracy": 0.87654321, "f1": 0.8, "macro_f1": 0.85, "precision": 0.9, "n": 1000},
+                  "num_fewshot": 0},
+}
+SQUAD_KEYS = ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "bleu", "rougeL", "meteor")
+SQUAD_NAMES = ("Exact match", "F1", "HasAns F1", "NoAns F1", "Best F1", "BLEU", "ROUGE-L", "METEOR")
+SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "f1", "bleu", "rouge", "meteor")
+# a string under "exact" in conventions would crash float() if conventions were not skipped
+CONVENTIONS = {"squad_v2": "official semantics", "exact": "percent", "bleu": "sacrebleu"}
+SQUAD_METRICS = {
+    phase: {"test": {key: base + i for i, key in enumerate(SQUAD_KEYS)} | {"n": 130},
+            "conventions": CONVENTIONS, "num_fewshot": 0}
+    for phase, base in (("zeroshot", 10.0), ("finetuned", 40.5))
+}
+
+
+def _results(path):
+    """eval results twice: via ModelCard.load, and from the raw model-index in the front matter."""
+    card = ModelCard.load(path)
+    name, from_index = model_index_to_eval_results(metadata_load(path)["model-index"])
+    return card, name, card.data.eval_results, from_index
+
+
+def _by_name(results):
+    by_name = {r.metric_name: r for r in results}
+    assert len(by_name) == len(results)  # names are unique
+    return by_name
+
+
+def test_sst2_card_round_trip(tmp_path, params):
+    card = build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_METRICS, COUNTS)
+    path = tmp_path / "README.md"
+    card.save(path)
+    loaded, name, results, from_index = _results(path)
+    assert name == "me/tiny-sst2"
+    for found in (results, from_index):
+        by_name = _by_name(found)
+        assert set(by_name) == {f"{label} ({phase})" for label in ("Accuracy", "F1", "Macro F1")
+                                for phase in ("zero-shot", "fine-tuned")}
+        assert by_name["Accuracy (zero-shot)"].metric_value == pytest.approx(0.5)
+        assert by_name["Accuracy (fine-tuned)"].metric_value == pytest.approx(0.8765)  # rounded to 4 places
+        assert by_name["F1 (zero-shot)"].metric_value == pytest.approx(0.4)
+        assert by_name["F1 (fine-tuned)"].metric_value == pytest.approx(0.8)
+        assert by_name["Macro F1 (fine-tuned)"].metric_value == pytest.approx(0.85)
+        assert by_name["Macro F1 (fine-tuned)"].metric_type == "f1"
+        assert by_name["Accuracy (zero-shot)"].metric_type == "accuracy"
+        for result in found:
+            assert result.task_type == "text-classification"
+            assert result.dataset_type == "stanfordnlp/sst2"
+            assert result.dataset_split == "test"
+    assert loaded.data.license == params.publish.license
+    assert loaded.data.datasets == ["stanfordnlp/sst2"]
+    assert loaded.data.base_model is None  # tiny model: no hub base
+    assert "| test | Accuracy | 0.5000 | 0.8765 | +0.3765 |" in loaded.text
+    assert "12,345 total" in loaded.text
+    assert "Is this sentence positive or negative?" in loaded.text
+
+
+def test_squad_card_round_trip(tmp_path, params):
+    card = build_model_card(get_task("squad_v2"), params, "me/tiny-squad", SQUAD_METRICS, COUNTS)
+    path = tmp_path / "README.md"
+    card.save(path)
+    loaded, _, results, from_index = _results(path)
+    for found in (results, from_index):
+        assert len(found) == 2 * len(SQUAD_KEYS)  # nothing from `conventions` or `num_fewshot`
+        by_name = _by_name(found)
+        for i, (label, metric_type) in enumerate(zip(SQUAD_NAMES, SQUAD_TYPES, strict=True)):
+            for phase, base in (("zero-shot", 10.0), ("fine-tuned", 40.5)):
+                result = by_name[f"{label} ({phase})"]
+                assert result.metric_value == pytest.approx(base + i)
+                assert result.metric_type == metric_type
+                assert result.task_type == "question-answering"
+                assert result.dataset_type == "rajpurkar/squad_v2"
+    assert "| test | Exact match | 10.0000 | 40.5000 | +30.5000 |" in loaded.text
+    assert "| test | METEOR | 17.0000 | 47.5000 | +30.5000 |" in loaded.text
+    assert "official semantics" not in loaded.content
+
+
+def test_card_names_hub_base_model(tmp_path, params):
+    hub = dataclasses.replace(params, model=dataclasses.replace(params.model, name="meta-llama/Llama-3.2-1B"))
+    card = build_model_card(get_task("sst2"), hub, "me/llama-sst2", SST2_METRICS, COUNTS)
+    card.save(tmp_path / "README.md")
+    assert ModelCard.load(tmp_path / "README.md").data.base_model == "meta-llama/Llama-3.2-1B"
+
+
+# ------------------------------------------------------------------------------------------- resolve_repo_id
+def test_resolve_repo_id_fills_task(params):
+    publish = dataclasses.replace(params.publish, repo_id="me/tuneval-{task}")
+    named = dataclasses.replace(params, publish=publish)
+    assert resolve_repo_id(named, "sst2") == "me/tuneval-sst2"
+    assert resolve_repo_id(named, "squad_v2") == "me/tuneval-squad_v2"
+
+
+def test_resolve_repo_id_default(params):
+    assert params.publish.repo_id is None
+    assert resolve_repo_id(params, "sst2") == "tiny-llama-tuneval-sst2"
+    hub = dataclasses.replace(params, model=dataclasses.replace(params.model, name="meta-llama/Llama-3.2-1B"))
+    assert resolve_repo_id(hub, "squad_v2") == "llama-3.2-1b-tuneval-squad_v2"
+
+
+# ----------------------------------------------------------------------------------------------- push_folder
+class RecordingApi:
+    """Stands in for HfApi: records every call, uploads nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+        return "https://huggingface.co/me/tiny-sst2"
+
+    def upload_folder(self, *args, **kwargs):
+        self.calls.append(("upload_folder", args, kwargs))
+        return "commit-url"
+
+    def __getattr__(self, name):  # any other HfApi method is recorded as an unexpected call
+        def method(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+
+        return method
+
+
+def _with_push(params, push, private=True):
+    publish = dataclasses.replace(params.publish, push=push, private=private)
+    return dataclasses.replace(params, publish=publish)
+
+
+@pytest.fixture
+def folder(tmp_path, params):
+    out = tmp_path / "publish" / "sst2"
+    out.mkdir(parents=True)
+    build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_METRICS, COUNTS).save(out / "README.md")
+    return out
+
+
+def test_push_false_is_a_dry_run(folder, params, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_should_not_matter")
+    api = RecordingApi()
+    assert push_folder(folder, _with_push(params, False), "me/tiny-sst2", api=api) is False
+    assert api.calls == []
+    assert "dry run" in capsys.readouterr().out
+
+
+def test_push_without_token_raises_and_uploads_nothing(folder, params, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    api = RecordingApi()
+    with pytest.raises(PublishError, match="HF_TOKEN") as excinfo:
+        push_folder(folder, _with_push(params, True), "me/tiny-sst2", api=api)
+    assert "me/tiny-sst2" in str(excinfo.value)
+    assert api.calls == []
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_push_with_token_creates_repo_then_uploads_once(folder, params, monkeypatch, capsys, private):
+    token = "hf_FAKE_token_0123456789abcdef"
+    monkeypatch.setenv("HF_TOKEN", token)
+    api = RecordingApi()
+    assert push_folder(folder, _with_push(params, True, private), "me/tiny-sst2", api=api) is True
+    assert [name for name, _, _ in api.calls] == ["create_repo", "upload_folder"]
+    (_, args, kwargs), (_, up_args, up_kwargs) = api.calls
+    create = dict(kwargs, repo_id=args[0]) if args else kwargs
+    assert create["repo_id"] == "me/tiny-sst2"
+    assert create["private"] is private
+    assert create["exist_ok"] is True
+    assert create.get("repo_type", "model") == "model"
+    assert up_args == ()
+    assert up_kwargs["repo_id"] == "me/tiny-sst2"
+    assert up_kwargs["folder_path"] == str(folder)
+    assert up_kwargs.get("repo_type", "model") == "model"
+    printed = capsys.readouterr()
+    assert "pushed" in printed.out
+    assert token not in printed.out + printed.err
+    assert token not in (folder / "README.md").read_text()
+    assert all(token not in repr(call) for call in api.calls)
