@@ -114,3 +114,16 @@ def test_eval_param_change_rescores_without_retraining(small_repo):
     changed = set(status)
     assert {"zeroshot_eval@sst2", "eval@sst2", "eval@squad_v2"} <= changed
     assert not any(s.startswith(("train@", "base_model", "prepare@", "split@")) for s in changed)
+
+
+def test_rerun_with_the_same_seed_is_byte_identical(small_repo):
+    files = ["models/base/model.safetensors", "models/base/tokenizer.json", "models/sst2/model.safetensors",
+             "metrics/sst2/finetuned.json", "metrics/squad_v2/zeroshot.json", "predictions/sst2/finetuned/test.json"]
+    before = {f: (small_repo / f).read_bytes() for f in files}
+    _run(["dvc", "repro", "-f", "-s", "base_model"], small_repo)
+    _run(["dvc", "repro", "-f", "-s", "train@sst2"], small_repo)
+    _run(["dvc", "repro", "-f", "-s", "eval@sst2"], small_repo)
+    _run(["dvc", "repro", "-f", "-s", "zeroshot_eval@squad_v2"], small_repo)
+    for f in files:
+        assert (small_repo / f).read_bytes() == before[f], f"{f} changed between two runs with the same seed"
+    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], small_repo)

@@ -99,6 +99,7 @@ def train(task: Task, params: Params, base_model: str | Path, train_rows: list[d
     tokens = sum(len(x["input_ids"]) for x in dataset) * params.epochs
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     trainer.save_model(str(out_dir))
+    (out_dir / "training_args.bin").unlink(missing_ok=True)  # pickles temp paths: would break byte-identity
     tokenizer.save_pretrained(out_dir)
     stats = {  # deterministic numbers only: timings are printed, never stored as metrics
         "train_loss": round(result.training_loss, 6),
