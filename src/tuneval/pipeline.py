@@ -80,8 +80,8 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
         results[split_name] = scores
         write_json(paths.predictions(task.name, phase, split_name), predictions)
         print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(scores)}")
-    if task.kind == "generate":
-        results["conventions"] = CONVENTIONS
+    # The conventions (BLEU/ROUGE/METEOR/SQuAD) sit beside the predictions, so `dvc metrics show` stays numeric.
+    write_json(paths.predictions(task.name, phase, "conventions"), CONVENTIONS)
     results["num_fewshot"] = params.eval.num_fewshot
     write_json(paths.metrics_file(task.name, phase), results)
     return results
