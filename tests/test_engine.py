@@ -55,7 +55,7 @@ def test_batched_scores_equal_per_example_scores(tiny):
     _, tok, model = tiny
     task = get_task("sst2")
     prompts = [E.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(10)]
-    requests = [(p, E.continuation_ids(tok, p, c)) for p in prompts for c in task.choices]
+    requests = [(p, E.continuation_ids(tok, c)) for p in prompts for c in task.choices]
     batched = E.loglikelihoods(model, tok, requests, batch_size=8)
     single = E.loglikelihoods(model, tok, requests, batch_size=1)
     assert batched == pytest.approx(single, abs=1e-4)

@@ -54,7 +54,7 @@ def build_prompt(task: Task, example: dict, demos: Sequence[dict], tokenizer, ma
     return ids[:1] + ids[len(ids) - max_tokens + 1 :] if len(ids) > max_tokens else ids
 
 
-def continuation_ids(tokenizer, prompt_ids: list[int], continuation: str) -> list[int]:
+def continuation_ids(tokenizer, continuation: str) -> list[int]:
     """Tokens of `continuation` as the model sees them after the prompt (tokenized on its own, no BOS)."""
     return tokenizer(continuation, add_special_tokens=False).input_ids
 
@@ -145,7 +145,7 @@ def evaluate(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Seq
 
 
 def _evaluate_choices(task, model, tokenizer, rows, prompts, settings):
-    requests = [(p, continuation_ids(tokenizer, p, choice)) for p in prompts for choice in task.choices]
+    requests = [(p, continuation_ids(tokenizer, choice)) for p in prompts for choice in task.choices]
     scores = loglikelihoods(model, tokenizer, requests, settings.batch_size, desc=f"{task.name} choices")
     n = len(task.choices)
     predictions = []
@@ -169,7 +169,7 @@ def _evaluate_choices(task, model, tokenizer, rows, prompts, settings):
 
 def _evaluate_generation(task, model, tokenizer, rows, prompts, settings):
     generations = generate(model, tokenizer, prompts, task.stop, settings.max_new_tokens, settings.batch_size)
-    abstain = [(p, continuation_ids(tokenizer, p, task.answer_prefix + task.abstain)) for p in prompts]
+    abstain = [(p, continuation_ids(tokenizer, task.answer_prefix + task.abstain)) for p in prompts]
     abstain_lp = loglikelihoods(model, tokenizer, abstain, settings.batch_size, desc="no-answer prob")
     predictions = []
     for row, text, lp in zip(rows, generations, abstain_lp, strict=True):
