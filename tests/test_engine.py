@@ -140,3 +140,35 @@ def test_parameter_counts_count_tied_embeddings_once(tiny):
     assert counts["embedding"] == len(tok) * SHAPE.hidden_size
     assert counts["trainable"] == counts["total"]
     assert all(isinstance(v, int) for v in counts.values())
+
+
+def test_single_token_fast_path_equals_the_general_scoring_path(tiny):
+    _, tok, model = tiny
+    task = get_task("sst2")
+    ids = E.single_token_ids(tok, task.choices)
+    assert ids is not None, "the tiny tokenizer has one token per label word"
+    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(9)]
+    fast = E.next_token_logprobs(model, tok, prompts, ids, batch_size=4)
+    general = E.loglikelihoods(model, tok, [(p, [i]) for p in prompts for i in ids], batch_size=4)
+    assert [x for row in fast for x in row] == pytest.approx(general, abs=1e-4)
+
+
+def test_first_step_logprob_equals_scoring_the_abstention(tiny):
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _squad_rows(5)]
+    (abstain,) = E.continuation_ids(tok, task.answer_prefix + task.abstain)
+    _, first = E.generate_and_score_first(model, tok, prompts, "\n", 4, batch_size=3, first_token=abstain)
+    scored = E.loglikelihoods(model, tok, [(p, [abstain]) for p in prompts], batch_size=3)
+    assert first == pytest.approx(scored, abs=1e-4)
+
+
+def test_batched_prompt_building_equals_one_by_one(tiny):
+    _, tok, _ = tiny
+    task = get_task("squad_v2")
+    rows = _squad_rows(6)
+    rows[2] = {**rows[2], "context": rows[2]["context"] * 30}  # over-long: takes the truncating path
+    demos = [E.pick_demos(_squad_rows(), 1, 1, r["id"]) for r in rows]
+    batched = E.build_prompts(task, rows, demos, tok, 120)
+    assert batched == [E.build_prompt(task, r, d, tok, 120) for r, d in zip(rows, demos, strict=True)]
+    assert max(len(p) for p in batched) <= 120

@@ -332,3 +332,26 @@ def test_dev_set_trivial_predictions(reference: types.ModuleType, dev_set: list)
     first_gold = {qid: (golds[0] if golds else "") for qid, golds in gold.items()}
     perfect = squad_v2_scores(gold, first_gold)  # sanity check of ours alone
     assert perfect["exact"] == pytest.approx(100.0) and perfect["f1"] == pytest.approx(100.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tiny model on the full dev set (benchmarks/results, written by `tuneval eval ... --data-dir`)
+# ---------------------------------------------------------------------------------------------------
+
+SAVED_DEV = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "squad_v2_dev_tiny.json"
+
+
+def test_saved_full_dev_metrics_equal_the_official_script(reference: types.ModuleType, dev_set: list) -> None:
+    """The committed metrics of the tiny model on all 11,873 dev questions, recomputed from the committed
+    predictions and no-answer probabilities by the official algorithm."""
+    if not SAVED_DEV.is_file():
+        pytest.skip(f"{SAVED_DEV} not present (see benchmarks/README.md for the command that writes it)")
+    saved = json.loads(SAVED_DEV.read_text())["validation"]
+    records = json.loads(SAVED_DEV.with_suffix(".predictions.json").read_text())
+    preds = {r["id"]: r["prediction"] for r in records}
+    probs = {r["id"]: r["no_answer_prob"] for r in records}
+    assert len(preds) == 11873 and set(preds) == set(gold_from_dataset(dev_set))
+    (expected,) = official_main(reference, dev_set, preds, [(probs, 1.0)])
+    for key in ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1",
+                "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"):
+        assert saved[key] == pytest.approx(expected[key], abs=1e-9), key

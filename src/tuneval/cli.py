@@ -56,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
     if args.out:
         write_json(args.out, {args.split: scores})
-        write_json(Path(args.out).with_suffix(".predictions.json"), predictions)
+        write_json(Path(args.out).with_suffix(".predictions.json"), predictions, indent=None)
         print(f"wrote {args.out}")
     return 0
 
