@@ -1,0 +1,114 @@
+"""Training throughput: tuneval's collation (length-grouped batches, padded to the batch's longest) against a
+plain Trainer that pads every example to max_length, on the same SQuAD v2 examples and model.
+
+    python benchmarks/bench_train.py                  # tiny model + a ~135M Llama shape, a few steps each
+    python benchmarks/bench_train.py --models tiny --steps 60
+
+Reports non-padding tokens per second (the tokens that carry signal) and the ratio. Both sides use the
+same loss masking (answer tokens only) and optimizer settings; only batching differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tuneval.config import ModelConfig
+from tuneval.data import SAMPLE_DIR, normalize
+from tuneval.io import read_jsonl
+from tuneval.modeling import build_tiny_model, load_model, load_tokenizer
+from tuneval.tasks import demonstration, get_task
+from tuneval.training import IGNORE_INDEX, CompletionCollator, encode_example
+
+SHAPE_135M = dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                  intermediate_size=1536, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True)
+
+
+@dataclasses.dataclass
+class PadToMax(CompletionCollator):
+    """The baseline: every example padded to the same fixed length."""
+
+    max_length: int = 768
+
+    def __call__(self, features):
+        padded = [{"input_ids": f["input_ids"] + [self.pad_token_id] * (self.max_length - len(f["input_ids"])),
+                   "labels": f["labels"] + [IGNORE_INDEX] * (self.max_length - len(f["labels"]))} for f in features]
+        batch = super().__call__(padded)
+        for i, f in enumerate(features):
+            batch["attention_mask"][i, len(f["input_ids"]):] = 0
+        return batch
+
+
+def run(model_factory, dataset, collator, sampling: str, steps: int, batch_size: int) -> tuple[float, int]:
+    """Seconds and non-padding tokens for `steps` optimizer steps of HF Trainer."""
+    from transformers import Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps,
+                                 learning_rate=2e-5, report_to="none", save_strategy="no", logging_strategy="no",
+                                 train_sampling_strategy=sampling, seed=1, disable_tqdm=True,
+                                 dataloader_pin_memory=False)
+        trainer = Trainer(model=model_factory(), args=args, train_dataset=dataset, data_collator=collator)
+        seen = []
+        original = trainer.training_step
+
+        def counting_step(model, inputs, *a, **k):
+            seen.append(int(inputs["attention_mask"].sum()))
+            return original(model, inputs, *a, **k)
+
+        trainer.training_step = counting_step
+        start = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - start, sum(seen)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["tiny", "135m"], choices=["tiny", "135m"])
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (tiny model)")
+    parser.add_argument("--big-steps", type=int, default=4, help="optimizer steps per run (135M model)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=768)
+    args = parser.parse_args()
+    task = get_task("squad_v2")
+    rows = normalize(task, read_jsonl(SAMPLE_DIR / "squad_v2/train_partial.jsonl.gz"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "tiny"
+        build_tiny_model(ModelConfig(name="tiny-llama"), [demonstration(task, r) for r in rows], 1, base)
+        tokenizer = load_tokenizer(base)
+        dataset = [encode_example(task, r, tokenizer, args.max_length) for r in rows]
+        mean_len = sum(len(x["input_ids"]) for x in dataset) / len(dataset)
+        print(f"{len(dataset)} SQuAD v2 train examples, mean {mean_len:.0f} tokens, padded baseline to "
+              f"{args.max_length}")
+        factories = {}
+        if "tiny" in args.models:
+            factories["tiny (1M)"] = (lambda: load_model(base, dtype="float32"), args.steps)
+        if "135m" in args.models:
+            from transformers import LlamaConfig, LlamaForCausalLM
+
+            def big():
+                torch.manual_seed(1)
+                return LlamaForCausalLM(LlamaConfig(pad_token_id=tokenizer.pad_token_id, **SHAPE_135M))
+
+            factories["llama-shaped (135M)"] = (big, args.big_steps)
+        for label, (factory, steps) in factories.items():
+            padded_s, padded_tokens = run(factory, dataset, PadToMax(tokenizer.pad_token_id, args.max_length),
+                                          "random", steps, args.batch_size)
+            ours_s, ours_tokens = run(factory, dataset, CompletionCollator(tokenizer.pad_token_id),
+                                      "group_by_length", steps, args.batch_size)
+            base_tps, ours_tps = padded_tokens / padded_s, ours_tokens / ours_s
+            print(f"{label:<20} {steps} steps x {args.batch_size}: pad-to-max {base_tps:8.0f} tok/s   "
+                  f"tuneval {ours_tps:8.0f} tok/s   x{ours_tps / base_tps:.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
