@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -53,8 +54,20 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class LoraParams:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     method: str = "full"
+    lora: LoraParams = field(default_factory=LoraParams)
+    save_steps: int | None = 250
+    gradient_checkpointing: bool = False
+    torch_compile: bool = False
     max_length: int = 768
     per_device_batch_size: int = 8
     warmup_ratio: float = 0.0
@@ -99,7 +112,7 @@ class Params:
 TINY_MODELS = {"tiny-llama": "llama", "tiny-gemma2": "gemma2"}
 DATA_SOURCES = ("sample", "local", "hub")
 EVAL_SPLITS = ("test", "validation")
-TRAIN_METHODS = ("full",)
+TRAIN_METHODS = ("full", "lora")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -125,8 +138,11 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, source: Path) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!s} (allowed here: {', '.join(sorted(known))})"
+            f"{source}: unknown key {prefix}{key!s} = {raw[key]!r:.60} ({hint}allowed here: {', '.join(sorted(known))})"
         )
     values = {}
     for name, value in raw.items():
@@ -190,6 +206,12 @@ def _check_ranges(p: Params, src: Path) -> None:
         p.train.per_device_batch_size >= 1 and p.batch_size % p.train.per_device_batch_size == 0, src,
         "train.per_device_batch_size", p.train.per_device_batch_size, f"a divisor of batch_size={p.batch_size}",
     )
+    _require(p.train.save_steps is None or p.train.save_steps >= 1, src, "train.save_steps", p.train.save_steps,
+             "null (no checkpoints) or >= 1 optimizer steps")
+    _require(p.train.lora.r >= 1, src, "train.lora.r", p.train.lora.r, "a LoRA rank >= 1")
+    _require(0 <= p.train.lora.dropout < 1, src, "train.lora.dropout", p.train.lora.dropout, "a fraction in [0, 1)")
+    _require(bool(p.train.lora.target_modules), src, "train.lora.target_modules", p.train.lora.target_modules,
+             "at least one module name (e.g. q_proj)")
     _require(p.train.max_length >= 64, src, "train.max_length", p.train.max_length,
              ">= 64 tokens (room for a prompt and its answer)")
     _require(p.eval.max_prompt_tokens >= 64, src, "eval.max_prompt_tokens", p.eval.max_prompt_tokens,

@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,11 +41,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+_TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp appends to the prefix
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it replaces `path` (file or directory) in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         yield tmp
@@ -58,6 +63,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp dirs `.<name>.<8 chars>/` that a killed writer of `path` left behind (SIGKILL skips `finally`)."""
+    prefix = f".{path.name}."
+    for stale in path.parent.iterdir():
+        if stale.name.startswith(prefix) and _TEMP_SUFFIX.fullmatch(stale.name[len(prefix):]) and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> None:

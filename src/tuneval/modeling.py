@@ -150,23 +150,54 @@ def load_model(model_dir_or_id: str | Path, dtype: str = "auto", device: str | N
 
 
 def explain_load_error(name: str, err: Exception) -> ModelLoadError:
-    """One paragraph: which model, what went wrong, what the user needs to do."""
+    """One paragraph: which model, what went wrong, what the user needs to do.
+
+    `err` is a huggingface_hub error (HfApi calls) or transformers' OSError wrapping one (`from_pretrained`):
+    classify by the exception types along the cause chain first, by transformers' wording second.
+    """
+    from huggingface_hub import errors as hub
+
+    chain, seen = [], set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
     text = f"{type(err).__name__}: {err}"
-    kind = type(err).__name__
-    if "Gated" in kind or "gated" in text or "403" in text:
-        why = f"{name} is a gated model and this account has not been granted access."
-        fix = f"Accept its license on https://huggingface.co/{name} and use a token of that account."
-    elif "401" in text or "Unauthorized" in text or "token" in text.lower() and "invalid" in text.lower():
-        why = "the Hub rejected the token (missing, expired or invalid)."
-        fix = "Create a read token at https://huggingface.co/settings/tokens and `export HF_TOKEN=...`."
-    elif "RepositoryNotFound" in kind or "404" in text or "is not a local folder" in text and "offline" not in text:
+    status = next((getattr(e.response, "status_code", None) for e in chain if isinstance(e, hub.HfHubHTTPError)), None)
+
+    def has(*types: type) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    login = "`hf auth login` or `export HF_TOKEN=...` (a read token from https://huggingface.co/settings/tokens)"
+    gated_words = "access a gated repo" in text or "is a gated repository" in text  # transformers' wording
+    if has(hub.GatedRepoError) or (gated_words and not has(hub.RepositoryNotFoundError)):
+        # first: GatedRepoError subclasses RepositoryNotFoundError, whose message mentions "gated" too
+        why = f"{name} is a gated model and this account has not been granted access (or no token was sent)."
+        fix = f"Accept its license on https://huggingface.co/{name}, then log in as that account: {login}."
+    elif has(hub.RevisionNotFoundError) or "is not a valid git identifier" in text:
+        why = f"the revision (model.revision) does not exist for {name}."
+        fix = f"Pick a branch, tag or commit listed on https://huggingface.co/{name}/tree/main."
+    elif has(hub.RepositoryNotFoundError) or "is not a valid model identifier" in text or (
+        "is not a local folder" in text and "offline" not in text and "couldn't connect" not in text
+    ):
         why = f"no model called {name!r} exists on the Hub or as a local directory (or it is private)."
-        fix = "Check the spelling of model.name, or log in if the repo is private."
+        fix = f"Check the spelling of model.name; if the repo is private, log in with access to it: {login}."
+    elif has(hub.HFValidationError):
+        why = f"{name!r} is neither an existing local directory nor a valid Hub id (namespace/name)."
+        fix = "Check the spelling of model.name (a local path must exist, relative to the repository root)."
+    elif status == 401 or "401" in text or "Unauthorized" in text:
+        why = "the Hub rejected the token (missing, expired or invalid)."
+        fix = f"Create a new token and log in with it: {login}."
+    elif status == 403 or "403" in text:
+        why = f"the token is valid but has no permission to read {name}."
+        fix = ("Use a token with read access (fine-grained tokens need 'read access to public gated repos'), "
+               f"and accept the license on https://huggingface.co/{name} if the model is gated.")
     else:
         why = "the Hugging Face Hub could not be reached (no network, or HF_HUB_OFFLINE is set)."
         fix = (
             "Hub models need network access to huggingface.co, their license accepted on the model page "
-            "(Llama and Gemma are gated) and a token (`huggingface-cli login` or HF_TOKEN). Offline, use "
+            "(Llama and Gemma are gated) and a token (`hf auth login` or HF_TOKEN). Offline, use "
             "model.name=tiny-llama or tiny-gemma2, or a local model directory."
         )
     return ModelLoadError(f"Could not load model {name!r}: {why} {fix}\n(underlying error: {text[:300]})")

@@ -38,3 +38,8 @@ def live_dir(task: str) -> Path:
 
 def publish_dir(task: str) -> Path:
     return Path("publish") / task
+
+
+def checkpoints(task: str) -> Path:
+    """Trainer checkpoints (git-ignored, not a DVC output, so they survive a killed run); pruned when it finishes."""
+    return Path("checkpoints") / task

@@ -18,10 +18,12 @@ def prepare(task_name: str, params: Params) -> None:
     from tuneval.data import RAW_SPLITS, load_raw, normalize
 
     task = get_task(task_name)
-    for split in RAW_SPLITS:
-        rows, origin = load_raw(task, split, params)
-        write_jsonl(paths.prepared(task.name, split), normalize(task, rows))
-        print(f"{task.name}/{split}: {len(rows):,} rows from {origin}")
+    loaded = {split: load_raw(task, split, params) for split in RAW_SPLITS}  # validate all before writing any
+    with atomic_path(paths.prepared(task.name, "train").parent) as out:
+        out.mkdir()
+        for split, (rows, origin) in loaded.items():
+            write_jsonl(out / f"{split}.jsonl", normalize(task, rows))
+            print(f"{task.name}/{split}: {len(rows):,} rows from {origin}")
 
 
 def split(task_name: str, params: Params) -> None:
@@ -97,20 +99,23 @@ def train(task_name: str, params: Params) -> None:
     from tuneval.training import train as run_training
 
     task = get_task(task_name)
-    rows = read_jsonl(paths.split_file(task.name, "train"))
-    live = paths.live_dir(task.name)
-    shutil.rmtree(live, ignore_errors=True)
     with atomic_path(paths.finetuned(task.name)) as out:
-        run_training(task, params, paths.BASE_MODEL, rows, out, live)
+        run_training(task, params, paths.BASE_MODEL, paths.split_file(task.name, "train"), out,
+                     paths.live_dir(task.name), paths.checkpoints(task.name))
 
 
 def count_params(task_name: str, params: Params) -> None:
     """Total, trainable and embedding parameters of the base and the fine-tuned model."""
     from tuneval.modeling import load_model
+    from tuneval.training import TRAINING_INFO
 
     counts = {}
     for phase, path in (("base", paths.BASE_MODEL), ("finetuned", paths.finetuned(task_name))):
         counts[phase] = parameter_counts(load_model(path, dtype="float32", device="cpu"))
+    info = read_json(paths.finetuned(task_name) / TRAINING_INFO)
+    if info["method"] == "lora":  # the published model is merged; the adapters are what was trained
+        counts["finetuned"]["adapter"] = info["trainable_parameters"]
+    counts["finetuned"]["trainable"] = info["trainable_parameters"]
     write_json(paths.metrics_file(task_name, "params"), counts)
     print(f"{task_name}: {counts['finetuned']['total']:,} parameters "
           f"({counts['finetuned']['embedding']:,} in embeddings)")

@@ -1,0 +1,131 @@
+"""Throwaway git + DVC copies of this repository with small params, for tests that run the pipeline.
+
+`copy_repo(dest)` copies the tracked (and untracked, not ignored) files without outputs, lock or metrics,
+writes a small params.yaml, and commits it in a fresh git repo; `built_small_repo(tmp_path_factory)` does that
+once per test session and runs `dvc repro`, so test modules can copy the built repo instead of rerunning it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SMALL = {  # as tests/test_pipeline_e2e.py, but the test split only: a few seconds per stage
+    "epochs": 1,
+    "model": {"tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                       "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
+    "data": {"max_examples": 120},
+    "train": {"max_length": 256, "logging_steps": 2},
+    "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test"]},
+}
+GIT_ID = ["-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests"]
+
+
+def merge(base: dict, over: dict) -> dict:
+    """A copy of `base` with `over` merged in: nested mappings merge key by key, others replace."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment for git / dvc subprocesses: the venv's `python` and `dvc` first, no analytics, and
+    `PYTHONPATH=src` so stages import the copy's own src/ (the one dvc.lock hashes), not the editable install of
+    the original checkout; relative, so it also holds in the temp workspaces of queued experiments."""
+    pythonpath = os.pathsep.join(p for p in ("src", os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": pythonpath,
+            "GIT_AUTHOR_NAME": "tuneval tests", "GIT_AUTHOR_EMAIL": "test@tuneval.local",
+            "GIT_COMMITTER_NAME": "tuneval tests", "GIT_COMMITTER_EMAIL": "test@tuneval.local", **extra}
+
+
+def run(cmd: list[str | Path], cwd: Path, check: bool = True, timeout: float = 900, **extra_env: str) -> str:
+    """Run `cmd` in `cwd`; stdout + stderr. `dvc` resolves to the venv's. Fails with the output's tail."""
+    cmd = [str(c) for c in cmd]
+    if cmd[0] == "dvc":
+        cmd[0] = str(VENV_BIN / "dvc")
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-4000:]}"
+    return out
+
+
+def git_commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", *GIT_ID, "commit", "-qm", message], repo)
+
+
+def copy_repo(dest: Path, overrides: dict | None = None) -> Path:
+    """`dest` <- the repo's files (no dvc.lock, metrics/, dvclive/, outputs), small params, one git commit."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in files:
+        if rel == "dvc.lock" or rel.startswith(("metrics/", "dvclive/")) or not (REPO / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest / rel)
+    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), SMALL if overrides is None else overrides)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "test@tuneval.local"], dest)
+    run(["git", "config", "user.name", "tuneval tests"], dest)
+    git_commit(dest, "init")
+    return dest
+
+
+_BUILT: dict[str, Path] = {}
+
+
+def built_small_repo(tmp_path_factory) -> Path:
+    """Once per session: a small copy after `dvc repro`, with dvc.lock and metrics committed. Do not modify it;
+    `copy_built` gives each test its own copy (git history, workspace and DVC cache)."""
+    if "repo" not in _BUILT:
+        repo = copy_repo(tmp_path_factory.mktemp("built") / "repo")
+        run(["dvc", "repro"], repo)
+        git_commit(repo, "small run: dvc.lock and metrics")
+        _BUILT["repo"] = repo
+    return _BUILT["repo"]
+
+
+def copy_built(tmp_path_factory, dest: Path) -> Path:
+    """A full copy of `built_small_repo` at `dest` (cache included, hardlinks kept out: a plain copy)."""
+    shutil.copytree(built_small_repo(tmp_path_factory), dest, symlinks=True)
+    return dest
+
+
+def cached_outputs(repo: Path) -> list[str]:
+    """The DVC-cached outputs (`cache: true`) that dvc.yaml declares, relative to `repo`."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        return sorted({Path(out.fs_path).relative_to(repo.resolve()).as_posix()
+                       for stage in dvc.index.stages for out in stage.outs if out.use_cache})
+
+
+def sha256_files(repo: Path, outputs: list[str]) -> dict[str, str]:
+    """relative path -> sha256 for every file under `outputs` (files or directories) of `repo`."""
+    digests = {}
+    for out in outputs:
+        root = repo / out
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file():
+                digests[path.relative_to(repo).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
