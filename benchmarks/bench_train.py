@@ -1,10 +1,11 @@
-"""Training throughput: tuneval's collation (length-grouped batches, padded to the batch's longest) against a
-plain Trainer that pads every example to max_length, on the same SQuAD v2 examples and model.
+"""Training throughput: tuneval's collation (length-grouped batches, padded to the batch's longest; and the
+padding-free packing option) against a plain Trainer that pads every example to max_length, on the same
+SQuAD v2 examples and model.
 
-    python benchmarks/bench_train.py                  # tiny model + a ~135M Llama shape, a few steps each
+    python benchmarks/bench_train.py --out benchmarks/results/train_cpu.json   # tiny + a ~135M Llama shape
     python benchmarks/bench_train.py --models tiny --steps 60
 
-Reports non-padding tokens per second (the tokens that carry signal) and the ratio. Both sides use the
+Reports non-padding tokens per second (the tokens that carry signal) and the ratio. All sides use the
 same loss masking (answer tokens only) and optimizer settings; only batching differs.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from transformers import DataCollatorWithFlattening
 
 from tuneval.config import ModelConfig
 from tuneval.data import SAMPLE_DIR, normalize
@@ -59,7 +62,8 @@ def run(model_factory, dataset, collator, sampling: str, steps: int, batch_size:
         original = trainer.training_step
 
         def counting_step(model, inputs, *a, **k):
-            seen.append(int(inputs["attention_mask"].sum()))
+            mask = inputs.get("attention_mask")  # packed batches have none: every token is real
+            seen.append(int(mask.sum()) if mask is not None else inputs["input_ids"].numel())
             return original(model, inputs, *a, **k)
 
         trainer.training_step = counting_step
@@ -75,6 +79,7 @@ def main() -> int:
     parser.add_argument("--big-steps", type=int, default=4, help="optimizer steps per run (135M model)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=768)
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     task = get_task("squad_v2")
     rows = normalize(task, read_jsonl(SAMPLE_DIR / "squad_v2/train_partial.jsonl.gz"))
@@ -99,14 +104,25 @@ def main() -> int:
                 return LlamaForCausalLM(LlamaConfig(pad_token_id=tokenizer.pad_token_id, **SHAPE_135M))
 
             factories["llama-shaped (135M)"] = (big, args.big_steps)
+        results = []
         for label, (factory, steps) in factories.items():
-            padded_s, padded_tokens = run(factory, dataset, PadToMax(tokenizer.pad_token_id, args.max_length),
-                                          "random", steps, args.batch_size)
-            ours_s, ours_tokens = run(factory, dataset, CompletionCollator(tokenizer.pad_token_id),
-                                      "group_by_length", steps, args.batch_size)
-            base_tps, ours_tps = padded_tokens / padded_s, ours_tokens / ours_s
-            print(f"{label:<20} {steps} steps x {args.batch_size}: pad-to-max {base_tps:8.0f} tok/s   "
-                  f"tuneval {ours_tps:8.0f} tok/s   x{ours_tps / base_tps:.1f}", flush=True)
+            sides = {  # name -> (collator, sampling)
+                "pad-to-max": (PadToMax(tokenizer.pad_token_id, args.max_length), "random"),
+                "tuneval grouped": (CompletionCollator(tokenizer.pad_token_id), "group_by_length"),
+                "tuneval packed": (DataCollatorWithFlattening(), "random"),
+            }
+            tps = {}
+            for name, (collator, sampling) in sides.items():
+                seconds, tokens = run(factory, dataset, collator, sampling, steps, args.batch_size)
+                tps[name] = tokens / seconds
+            base = tps["pad-to-max"]
+            print(f"{label:<20} {steps} steps x {args.batch_size}: "
+                  + "   ".join(f"{name} {v:7.0f} tok/s (x{v / base:.1f})" for name, v in tps.items()), flush=True)
+            results.append({"model": label, "steps": steps, "batch_size": args.batch_size,
+                            "tokens_per_second": tps, "speedup": {k: v / base for k, v in tps.items()}})
+    if args.out:
+        args.out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                                        "results": results}, indent=2) + "\n")
     return 0
 
 

@@ -16,7 +16,7 @@ from tuneval.config import ModelConfig, TinyModelConfig, load_params
 from tuneval.io import write_jsonl
 from tuneval.modeling import build_tiny_model
 from tuneval.tasks import demonstration, get_task
-from tuneval.training import TRAINING_INFO, fingerprint, prepare_checkpoints, train
+from tuneval.training import TRAINING_INFO, TrainJob, fingerprint, prepare_checkpoints, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -29,7 +29,7 @@ def small_params(**train):
     return dataclasses.replace(
         params, epochs=2, batch_size=8,
         train=dataclasses.replace(params.train, per_device_batch_size=4, save_steps=2, logging_steps=1,
-                                  max_length=128, **train),
+                                  max_length=128, eval_examples=8, eval_steps=3, **train),
     )
 
 
@@ -40,16 +40,22 @@ def setup(tmp_path_factory):
     rows = [{"id": str(i), "sentence": f"a {words[i % 8]} film , {words[(i * 3) % 8]} end ", "label": i % 2}
             for i in range(64)]
     write_jsonl(root / "train.jsonl", rows)
+    write_jsonl(root / "eval.jsonl", rows[::-1])
     texts = [demonstration(get_task("sst2"), r) for r in rows]
     build_tiny_model(ModelConfig(name="tiny-llama", tiny=SHAPE), texts, seed=1, out_dir=root / "base")
     return root
 
 
+def _job(root: Path, name: str) -> TrainJob:
+    return TrainJob(task="sst2", base_model=root / "base", train_file=root / "train.jsonl",
+                    out_dir=root / name / "model", live_dir=root / name / "live",
+                    checkpoint_dir=root / name / "checkpoints", eval_file=root / "eval.jsonl")
+
+
 def _train(root: Path, name: str, params) -> Path:
-    out = root / name / "model"
-    train(get_task("sst2"), params, root / "base", root / "train.jsonl", out, root / name / "live",
-          root / name / "checkpoints")
-    return out
+    job = _job(root, name)
+    train(job, params)
+    return job.out_dir
 
 
 KILLER = textwrap.dedent("""
@@ -87,11 +93,18 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(setup, capsys):
         assert torch.equal(ours[key], theirs[key]), f"{key} differs after resume"
     assert not list(checkpoints.glob("checkpoint-*")), "finished runs prune their checkpoints"
     assert (resumed / TRAINING_INFO).read_bytes() == (reference / TRAINING_INFO).read_bytes()
+    curves = sorted((setup / "straight" / "live" / "plots").rglob("*.tsv"))
+    assert len(curves) >= 4  # loss, eval/loss, learning_rate, grad_norm, ...
+    for theirs in curves:  # the resumed run's dvclive curves: each step once, same values as uninterrupted
+        ours = setup / "resumed" / "live" / theirs.relative_to(setup / "straight" / "live")
+        assert ours.read_text() == theirs.read_text(), f"{ours.name} differs after resume"
+    metrics = [json.loads((setup / run / "live" / "metrics.json").read_text()) for run in ("resumed", "straight")]
+    assert metrics[0] == metrics[1] and "eval" in metrics[0]
 
 
 def test_checkpoints_from_other_params_are_discarded(tmp_path, setup):
-    stamp = fingerprint(small_params(), setup / "base", setup / "train.jsonl")
-    other = fingerprint(dataclasses.replace(small_params(), lr=3e-5), setup / "base", setup / "train.jsonl")
+    stamp = fingerprint(small_params(), _job(setup, "x"))
+    other = fingerprint(dataclasses.replace(small_params(), lr=3e-5), _job(setup, "x"))
     assert stamp != other
     ckpt = tmp_path / "ckpt"
     assert prepare_checkpoints(ckpt, stamp) is False
@@ -114,3 +127,95 @@ def test_lora_trains_adapters_only_and_saves_a_merged_model(setup):
     assert not any("lora" in name for name, _ in merged.named_parameters())
     changed = [n for n, p in merged.named_parameters() if not torch.equal(p, base.get_parameter(n))]
     assert changed and all(any(m in n for m in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
+
+
+def _logged_steps(live: Path, metric: str) -> list[int]:
+    header, *rows = (live / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
+    assert header.split("\t")[0] == "step", header
+    return [int(row.split("\t")[0]) for row in rows]
+
+
+def test_dvclive_logs_train_and_eval_loss_per_step_without_timings(setup):
+    live = setup / "straight" / "live"
+    if not live.is_dir():
+        _train(setup, "straight", small_params())
+    steps = json.loads((setup / "straight" / "model" / TRAINING_INFO).read_text())["optimizer_steps"]
+    assert _logged_steps(live, "loss") == list(range(1, steps + 1))  # logging_steps=1, x = optimizer step
+    assert _logged_steps(live, "learning_rate") == list(range(1, steps + 1))
+    assert _logged_steps(live, "eval/loss") == [*range(3, steps, 3), steps]  # eval_steps=3, and at the end
+    metrics = json.loads((live / "metrics.json").read_text())
+    assert {"loss", "learning_rate", "eval"} <= set(metrics) and "loss" in metrics["eval"]
+    assert "train" not in metrics, "no timings, no since-(re)start mean loss: only what reruns reproduce"
+
+
+def test_two_processes_train_one_model_with_the_same_optimizer_steps(setup):
+    """train.num_processes=2 runs under accelerate launch (gloo on CPU): one model, the effective batch kept."""
+    from transformers import AutoModelForCausalLM
+
+    single = setup / "straight" / "model"
+    if not single.is_dir():
+        _train(setup, "straight", small_params())
+    out = _train(setup, "ddp", small_params(num_processes=2))
+    info, single_info = (json.loads((d / TRAINING_INFO).read_text()) for d in (out, single))
+    assert info["num_processes"] == 2 and single_info["num_processes"] == 1
+    assert info["optimizer_steps"] == single_info["optimizer_steps"] == 16  # 64 examples x 2 epochs / batch 8
+    model = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(setup / "base")
+    assert any(not torch.equal(p, base.get_parameter(n)) for n, p in model.named_parameters()), "nothing trained"
+    ids = torch.tensor([[1, 5, 9, 3]])
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape == (1, 7)
+    live = setup / "ddp" / "live"
+    assert _logged_steps(live, "loss") == list(range(1, 17)), "rank 0 alone logs, once per step"
+    assert not list((setup / "ddp" / "checkpoints").glob("checkpoint-*"))
+    assert not (setup / "ddp" / "checkpoints" / "launch.json").exists()
+
+
+def test_packed_batches_give_the_padded_loss_and_examples_never_attend_to_each_other(setup):
+    """Padding-free packing: same loss and gradients as the padded batch; without restarting position ids
+    (examples attending to earlier ones in the row) the loss changes, so this test can fail."""
+    from transformers import AutoModelForCausalLM
+
+    from tuneval.io import read_jsonl
+    from tuneval.modeling import load_tokenizer
+    from tuneval.training import CompletionCollator, data_collator, encode_example
+
+    tokenizer = load_tokenizer(setup / "base")
+    model = AutoModelForCausalLM.from_pretrained(setup / "base", attn_implementation="sdpa")
+    rows = [dict(r, sentence=r["sentence"] * (i + 1)) for i, r in enumerate(read_jsonl(setup / "train.jsonl")[:5])]
+    features = [encode_example(get_task("sst2"), r, tokenizer, 128) for r in rows]
+    assert len({len(f["input_ids"]) for f in features}) > 1, "examples of different lengths"
+    packed = data_collator(small_params(packing=True), tokenizer, model)(features)
+    padded = CompletionCollator(tokenizer.pad_token_id)(features)
+    assert packed["input_ids"].shape == (1, sum(len(f["input_ids"]) for f in features))
+    assert "attention_mask" not in packed and packed["position_ids"][0, 0] == 0
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    loss_packed, grads_packed = loss_and_grads(packed)
+    loss_padded, grads_padded = loss_and_grads(padded)
+    torch.testing.assert_close(loss_packed, loss_padded, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(grads_packed, grads_padded, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+    leaky = {k: v for k, v in packed.items() if k != "position_ids"}  # one long sequence: attends across
+    with torch.no_grad():
+        leaked, kept = model(**leaky), model(**packed)
+    assert (leaked.logits - kept.logits).abs().max() > 1e-2  # later examples see earlier ones
+    assert not torch.allclose(leaked.loss, loss_padded, rtol=1e-4)
+
+
+def test_training_with_packing_reaches_the_weights_of_padded_training(setup):
+    """Same sampler and seed, so the same micro-batches: packed and padded runs must end at the same weights."""
+    reference = setup / "straight" / "model"
+    if not reference.is_dir():
+        _train(setup, "straight", small_params())
+    packed = _train(setup, "packed", small_params(packing=True))
+    ours, theirs = load_file(packed / "model.safetensors"), load_file(reference / "model.safetensors")
+    base = load_file(setup / "base" / "model.safetensors")
+    for key in ours:
+        assert not torch.equal(ours[key], base[key]), f"{key} did not train"
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-5, msg=f"{key} differs")

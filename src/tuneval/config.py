@@ -74,6 +74,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     logging_steps: int = 25
     group_by_length: bool = True
+    packing: bool = False
+    eval_examples: int | None = 64
+    eval_steps: int = 20
+    num_processes: int = 1
+    accelerate_config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    params = _build(Params, raw, prefix="", source=path)
-    _check_ranges(params, path)
+    return params_from_dict(raw, source=path)
+
+
+def params_from_dict(raw: dict[str, Any], source: str | Path = "params") -> Params:
+    """Validate a params mapping (as read from YAML, or `dataclasses.asdict(params)`) into `Params`."""
+    params = _build(Params, raw, prefix="", source=Path(source))
+    _check_ranges(params, Path(source))
     return params
 
 
@@ -202,10 +212,21 @@ def _check_ranges(p: Params, src: Path) -> None:
         p.model.tiny.architecture in TINY_MODELS.values(), src, "model.tiny.architecture",
         p.model.tiny.architecture, f"one of {sorted(TINY_MODELS.values())}",
     )
+    _require(p.train.num_processes >= 1, src, "train.num_processes", p.train.num_processes,
+             "an integer >= 1 (processes across all machines; > 1 runs under `accelerate launch`)")
+    per_step = p.train.per_device_batch_size * p.train.num_processes  # examples in one forward over all ranks
     _require(
-        p.train.per_device_batch_size >= 1 and p.batch_size % p.train.per_device_batch_size == 0, src,
-        "train.per_device_batch_size", p.train.per_device_batch_size, f"a divisor of batch_size={p.batch_size}",
+        p.train.per_device_batch_size >= 1 and p.batch_size % per_step == 0, src,
+        "train.per_device_batch_size", p.train.per_device_batch_size,
+        f"a size that, times train.num_processes={p.train.num_processes}, divides batch_size={p.batch_size} "
+        "(the effective batch is per-device batch x processes x gradient accumulation)",
     )
+    _require(p.train.eval_examples is None or p.train.eval_examples >= 1, src, "train.eval_examples",
+             p.train.eval_examples, "null (no eval loss) or >= 1 validation examples")
+    _require(p.train.eval_steps >= 1, src, "train.eval_steps", p.train.eval_steps, ">= 1 optimizer steps")
+    _require(p.train.accelerate_config is None or Path(p.train.accelerate_config).is_file(), src,
+             "train.accelerate_config", p.train.accelerate_config,
+             "null or an existing `accelerate config` YAML file (relative to the repository root)")
     _require(p.train.save_steps is None or p.train.save_steps >= 1, src, "train.save_steps", p.train.save_steps,
              "null (no checkpoints) or >= 1 optimizer steps")
     _require(p.train.lora.r >= 1, src, "train.lora.r", p.train.lora.r, "a LoRA rank >= 1")

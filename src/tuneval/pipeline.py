@@ -95,13 +95,16 @@ def _headline(scores: dict[str, Any]) -> str:
 
 
 def train(task_name: str, params: Params) -> None:
-    """Fine-tune the base model on the task's train split into models/<task>."""
+    """Fine-tune the base model on the task's train split into models/<task> (eval loss on official dev rows)."""
+    from tuneval.training import TrainJob
     from tuneval.training import train as run_training
 
     task = get_task(task_name)
     with atomic_path(paths.finetuned(task.name)) as out:
-        run_training(task, params, paths.BASE_MODEL, paths.split_file(task.name, "train"), out,
-                     paths.live_dir(task.name), paths.checkpoints(task.name))
+        job = TrainJob(task=task.name, base_model=paths.BASE_MODEL, train_file=paths.split_file(task.name, "train"),
+                       out_dir=out, live_dir=paths.live_dir(task.name), checkpoint_dir=paths.checkpoints(task.name),
+                       eval_file=paths.prepared(task.name, "validation") if params.train.eval_examples else None)
+        run_training(job, params)
 
 
 def count_params(task_name: str, params: Params) -> None:

@@ -30,10 +30,11 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or environment (one line, no traceback); imported late: torch is slow."""
+    from tuneval.distributed import LaunchError
     from tuneval.modeling import ModelLoadError
     from tuneval.publishing import PublishError
 
-    return ConfigError, DataError, ModelLoadError, PublishError, KeyError
+    return ConfigError, DataError, LaunchError, ModelLoadError, PublishError, KeyError
 
 
 def run_stage(fn: Callable[..., object], needs_task: bool = True) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -48,19 +50,40 @@ class CompletionCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def training_arguments(params: Params, output_dir: Path):
-    """TrainingArguments from params: effective batch = per-device batch x accumulation = `batch_size`."""
+def data_collator(params: Params, tokenizer, model):
+    """Length-padded batches, or padding-free packing (`train.packing`): one row per micro-batch whose position
+    ids restart at every example; transformers turns that into a block-diagonal causal mask (sdpa / eager) or
+    variable-length kernels (flash-attention), so no example sees another. Labels keep their -100 prompt mask."""
+    if not params.train.packing:
+        return CompletionCollator(tokenizer.pad_token_id)
+    from transformers import DataCollatorWithFlattening
+
+    flash = "flash" in str(getattr(model.config, "_attn_implementation", ""))
+    flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=flash)
+
+    def packed(features):
+        # use_cache=False: transformers only reads packed position ids when there is no KV cache; the model's
+        # default (a cache, even in training) would silently let every example attend to those before it.
+        return {**flatten(features), "use_cache": False}
+
+    return packed
+
+
+def training_arguments(params: Params, output_dir: Path, evaluating: bool = False):
+    """TrainingArguments from params: effective batch = per-device batch x processes x accumulation = `batch_size`."""
     from transformers import TrainingArguments
 
     from tuneval.modeling import pick_dtype
 
     bf16 = pick_dtype(params.model.dtype) == torch.bfloat16
+    per_step = params.train.per_device_batch_size * params.train.num_processes
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=params.lr,
         num_train_epochs=params.epochs,
         per_device_train_batch_size=params.train.per_device_batch_size,
-        gradient_accumulation_steps=params.batch_size // params.train.per_device_batch_size,
+        per_device_eval_batch_size=params.train.per_device_batch_size,
+        gradient_accumulation_steps=params.batch_size // per_step,
         lr_scheduler_type="linear",
         warmup_steps=params.train.warmup_ratio,  # a float < 1 is a fraction of all steps
         weight_decay=params.train.weight_decay,
@@ -71,23 +94,27 @@ def training_arguments(params: Params, output_dir: Path):
         torch_compile=params.train.torch_compile,
         logging_steps=params.train.logging_steps,
         logging_first_step=True,
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=params.train.eval_steps,
+        prediction_loss_only=True,  # eval loss only: never gather [examples x length x vocab] logits
         save_strategy="steps" if params.train.save_steps else "no",
         save_steps=params.train.save_steps or 500,
         save_total_limit=1,  # keep only the newest checkpoint: resumable, and the disk does not fill up
-        eval_strategy="no",
         report_to="none",
         train_sampling_strategy="group_by_length" if params.train.group_by_length else "random",
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient (LoRA: frozen ones need none)
     )
 
 
-def fingerprint(params: Params, base_model: Path, train_file: Path) -> str:
+def fingerprint(params: Params, job: TrainJob) -> str:
     """What a checkpoint was trained from: resuming is only safe when all of it is unchanged."""
     digest = hashlib.sha256()
     digest.update(json.dumps([params.lr, params.epochs, params.batch_size, params.seed, params.model.dtype,
                               dataclasses.asdict(params.train)], sort_keys=True).encode())
-    for path in [train_file, *sorted(p for p in Path(base_model).rglob("*") if p.is_file())]:
+    inputs = [job.train_file, job.eval_file] if job.eval_file else [job.train_file]
+    for path in [*inputs, *sorted(p for p in Path(job.base_model).rglob("*") if p.is_file())]:
         digest.update(path.name.encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -101,6 +128,10 @@ def resumable_checkpoint(checkpoint_dir: Path, print_fn=print) -> str | None:
         print_fn(f"resuming from {complete[-1]}")
         return str(complete[-1])
     return None
+
+
+def _quiet(*_args: object) -> None:
+    """print() for ranks other than 0."""
 
 
 def prepare_checkpoints(checkpoint_dir: Path, stamp: str) -> bool:
@@ -133,46 +164,120 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def train(task: Task, params: Params, base_model: str | Path, train_file: Path, out_dir: Path, live_dir: Path,
-          checkpoint_dir: Path) -> dict[str, Any]:
-    """Fine-tune `base_model` on `train_file`, save the (merged) model + tokenizer to `out_dir`.
+@dataclass(frozen=True)
+class TrainJob:
+    """What one training run reads and writes. `eval_file` (optional) gives the eval-loss examples."""
 
-    Checkpoints go to `checkpoint_dir` every `train.save_steps`; a rerun with the same fingerprint resumes
-    from the newest one, and a finished run prunes them. Loss and learning rate go to dvclive.
-    """
-    from transformers import Trainer
+    task: str
+    base_model: Path
+    train_file: Path
+    out_dir: Path
+    live_dir: Path
+    checkpoint_dir: Path
+    eval_file: Path | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {k: (str(v) if v is not None else None) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, str | None]) -> TrainJob:
+        return cls(**{k: (v if k == "task" or v is None else Path(v)) for k, v in raw.items()})
+
+
+# Kept out of the dvclive metrics in git: the Trainer's end-of-run timings (they differ run to run) and its
+# `train_loss`, a mean over the steps since the process started (after a resume, only the resumed part).
+UNSTABLE_LOG_KEYS = re.compile(r"runtime|per_second|flos|^train_loss$")
+
+
+def live_callback(live):
+    """DVCLiveCallback with the optimizer step as the x axis (dvclive would count log calls, so every eval
+    would shift the curves) and without the run-to-run timing keys, so `dvc exp show` shows only what matters."""
     from transformers.integrations import DVCLiveCallback
+
+    class StepAlignedDVCLiveCallback(DVCLiveCallback):
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            logs = {k: v for k, v in (logs or {}).items() if not UNSTABLE_LOG_KEYS.search(k)}
+            self.live.step = state.global_step
+            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return StepAlignedDVCLiveCallback(live=live)
+
+
+def trim_live_logs(live_dir: Path, last_step: int) -> None:
+    """Drop dvclive points after `last_step`: a resumed run logs those steps again (else they would repeat)."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        header, *rows = tsv.read_text().splitlines()
+        column = header.split("\t").index("step")
+        kept = [row for row in rows if int(row.split("\t")[column]) <= last_step]
+        tsv.write_text("\n".join([header, *kept]) + "\n")
+
+
+def train(job: TrainJob, params: Params) -> dict[str, Any]:
+    """Fine-tune `job.base_model` on `job.train_file` into `job.out_dir` (merged model + tokenizer).
+
+    Checkpoints go to `job.checkpoint_dir` every `train.save_steps`; a rerun with the same fingerprint resumes
+    from the newest one, and a finished run prunes them. With `train.num_processes > 1` the fitting runs
+    under `accelerate launch` (see tuneval.distributed); this process keeps the checkpoint bookkeeping.
+    """
+    resuming = prepare_checkpoints(job.checkpoint_dir, fingerprint(params, job))
+    if not resuming:
+        shutil.rmtree(job.live_dir, ignore_errors=True)
+    if params.train.num_processes > 1:
+        from tuneval.distributed import launch
+
+        launch(job, params, resuming)
+        stats = json.loads((job.out_dir / TRAINING_INFO).read_text())
+    else:
+        stats = fit(job, params, resuming)
+    for old in job.checkpoint_dir.glob("checkpoint-*"):  # finished: intermediate checkpoints are pruned
+        shutil.rmtree(old)
+    return stats
+
+
+def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
+    """The Trainer run itself, in this process (one of several under `accelerate launch`): rank 0 logs and saves."""
+    from transformers import Trainer
 
     from dvclive import Live
     from tuneval.io import read_jsonl
     from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.tasks import get_task
 
-    resuming = prepare_checkpoints(checkpoint_dir, fingerprint(params, Path(base_model), train_file))
-    if not resuming:
-        shutil.rmtree(live_dir, ignore_errors=True)
-    tokenizer = load_tokenizer(base_model)
-    model = load_model(base_model, dtype="float32")  # master weights in fp32; bf16 autocast when supported
+    task = get_task(job.task)
+    tokenizer = load_tokenizer(job.base_model)
+    # fp32 master weights (bf16 autocast where supported); on CPU: the Trainer places it on its rank's device
+    model = load_model(job.base_model, dtype="float32", device="cpu")
     if params.train.method == "lora":
         model = wrap_lora(model, params)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.train()
-    dataset = [encode_example(task, r, tokenizer, params.train.max_length) for r in read_jsonl(train_file)]
-    live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=resuming)
+    encode = functools.partial(encode_example, task, tokenizer=tokenizer, max_length=params.train.max_length)
+    dataset = [encode(r) for r in read_jsonl(job.train_file)]
+    eval_rows = read_jsonl(job.eval_file)[: params.train.eval_examples] if job.eval_file else []
+    eval_dataset = [encode(r) for r in eval_rows] or None
+    args = training_arguments(params, job.checkpoint_dir, evaluating=eval_dataset is not None)
+    if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes
+        raise RuntimeError(f"train.num_processes={params.train.num_processes} but the Trainer sees "
+                           f"{args.world_size} process(es): check the accelerate launch configuration")
+    main = args.process_index == 0
+    checkpoint = resumable_checkpoint(job.checkpoint_dir, print if main else _quiet) if resuming else None
+    callbacks = []
+    if main:  # one writer for dvclive; other ranks only compute
+        if checkpoint:
+            trim_live_logs(job.live_dir, int(checkpoint.rsplit("-", 1)[1]))
+        live = Live(dir=str(job.live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=bool(checkpoint))
+        callbacks.append(live_callback(live))
     trainer = Trainer(
         model=model,
-        args=training_arguments(params, checkpoint_dir),
+        args=args,
         train_dataset=dataset,
-        data_collator=CompletionCollator(tokenizer.pad_token_id),
-        callbacks=[DVCLiveCallback(live=live)],
+        eval_dataset=eval_dataset,
+        data_collator=data_collator(params, tokenizer, model),
+        callbacks=callbacks,
     )
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resumable_checkpoint(checkpoint_dir) if resuming else None)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
-    if params.train.method == "lora":
-        model = model.merge_and_unload()  # publish and count the merged model; adapters are counted below
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
     tokens = sum(len(x["input_ids"]) for x in dataset) * params.epochs
     stats = {  # deterministic numbers only: timings are printed, never stored as metrics
         "method": params.train.method,
@@ -180,11 +285,18 @@ def train(task: Task, params: Params, base_model: str | Path, train_file: Path, 
         "train_examples": len(dataset),
         "train_tokens": tokens,
         "answer_tokens": sum(sum(1 for t in x["labels"] if t != IGNORE_INDEX) for x in dataset) * params.epochs,
+        "optimizer_steps": result.global_step,
+        "num_processes": args.world_size,
     }
-    (out_dir / TRAINING_INFO).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    for old in checkpoint_dir.glob("checkpoint-*"):  # finished: intermediate checkpoints are pruned
-        shutil.rmtree(old)
-    print(f"trained {len(dataset)} examples x {params.epochs} epochs in {seconds:.1f}s "
-          f"({tokens / seconds:,.0f} tokens/s, mean loss {result.training_loss:.4f}, "
-          f"peak memory {peak_memory_mb():,.0f} MiB)")
+    if not main:
+        return stats
+    if params.train.method == "lora":
+        model = model.merge_and_unload()  # publish and count the merged model; adapters are counted below
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(job.out_dir)
+    tokenizer.save_pretrained(job.out_dir)
+    (job.out_dir / TRAINING_INFO).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    print(f"trained {len(dataset)} examples x {params.epochs} epochs on {args.world_size} process(es) in "
+          f"{seconds:.1f}s ({tokens / seconds:,.0f} tokens/s, mean loss {result.training_loss:.4f}, "
+          f"peak memory {peak_memory_mb():,.0f} MiB on rank 0)")
     return stats
