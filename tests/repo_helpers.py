@@ -2,7 +2,8 @@
 
 `copy_repo(dest)` copies the tracked (and untracked, not ignored) files without outputs, lock or metrics,
 writes a small params.yaml, and commits it in a fresh git repo; `built_small_repo(tmp_path_factory)` does that
-once per test session and runs `dvc repro`, so test modules can copy the built repo instead of rerunning it.
+once per test session and runs `dvc repro` (with fake secrets in its environment, so tests/test_secrets.py can
+search everything it left), so test modules can copy the built repo instead of rerunning the pipeline.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import random
 import shutil
 import socket
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +23,25 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-SMALL = {  # as tests/test_pipeline_e2e.py, but the test split only: a few seconds per stage
+SMALL = {  # a few seconds per stage: tiny shapes, few examples, one epoch, both eval splits
     "epochs": 1,
     "model": {"tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                        "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
     "data": {"max_examples": 120},
-    "train": {"max_length": 256, "logging_steps": 2},
-    "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test"]},
+    "train": {"max_length": 256, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
+    "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
+}
+
+
+def _fake(prefix: str, length: int) -> str:
+    """A fresh random value per test session: nothing can contain it by chance."""
+    return prefix + "".join(random.choices(string.ascii_letters + string.digits, k=length - len(prefix)))
+
+
+SECRETS = {  # in the environment of the shared pipeline run and of test_secrets' push; never in a file
+    "HF_TOKEN": _fake("hf_", 37),
+    "MY_SERVICE_TOKEN": _fake("svc-", 32),
+    "AWS_SECRET_ACCESS_KEY": _fake("", 40),
 }
 GIT_ID = ["-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests"]
 
@@ -85,18 +100,28 @@ def copy_repo(dest: Path, overrides: dict | None = None) -> Path:
     return dest
 
 
-_BUILT: dict[str, Path] = {}
+_BUILT: dict[str, object] = {}
 
 
 def built_small_repo(tmp_path_factory) -> Path:
     """Once per session: a small copy after `dvc repro`, with dvc.lock and metrics committed. Do not modify it;
-    `copy_built` gives each test its own copy (git history, workspace and DVC cache)."""
+    `copy_built` gives each test its own copy (git history, workspace and DVC cache).
+
+    The run has SECRETS in its environment and its HF_HOME / matplotlib caches beside the repo, so everything
+    it wrote lies under `built_small_repo(...).parent`; its console output is `built_console()`."""
     if "repo" not in _BUILT:
-        repo = copy_repo(tmp_path_factory.mktemp("built") / "repo")
-        run(["dvc", "repro"], repo)
+        root = tmp_path_factory.mktemp("built")
+        repo = copy_repo(root / "repo")
+        caches = {"HF_HOME": str(root / "hf_home"), "MPLCONFIGDIR": str(root / "mpl")}
+        _BUILT["console"] = run(["dvc", "repro"], repo, **SECRETS, **caches)
         git_commit(repo, "small run: dvc.lock and metrics")
         _BUILT["repo"] = repo
     return _BUILT["repo"]
+
+
+def built_console() -> str:
+    """stdout + stderr of the shared `dvc repro` (after `built_small_repo` ran)."""
+    return str(_BUILT["console"])
 
 
 def copy_built(tmp_path_factory, dest: Path) -> Path:

@@ -1,57 +1,20 @@
-"""End to end: `dvc repro` in a temporary copy of the repo on a very small configuration."""
+"""End to end: `dvc repro` in a temporary copy of the repo on a very small configuration
+(repo_helpers.SMALL: tiny shapes, few examples, one epoch, both eval splits). The pipeline runs once per
+test session (repo_helpers.built_small_repo); this module works on its own copy of the result."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SMALL = {  # a few seconds per stage: tiny shapes, few examples, one epoch
-    "epochs": 1,
-    "model": {"tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                       "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
-    "data": {"max_examples": 120},
-    "train": {"max_length": 256, "logging_steps": 2},
-    "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
-}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    return {k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in {**base, **over}.items()}
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+from repo_helpers import copy_built, run
 
 
 @pytest.fixture(scope="module")
 def small_repo(tmp_path_factory) -> Path:
     """A git+DVC copy of the tracked files (no outputs, no lock) with the small params, after `dvc repro`."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel == "dvc.lock" or rel.startswith(("metrics/", "dvclive/")) or not (REPO / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dest / rel)
-    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), SMALL)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], dest)
-    _run(["dvc", "repro"], dest)
-    return dest
+    return copy_built(tmp_path_factory, tmp_path_factory.mktemp("e2e") / "repo")
 
 
 def _declared_outputs(repo: Path) -> list[Path]:
@@ -97,7 +60,7 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
 
 def test_second_repro_is_a_quick_no_op(small_repo):
     start = time.perf_counter()
-    out = _run(["dvc", "repro"], small_repo)
+    out = run(["dvc", "repro"], small_repo)
     assert "Data and pipelines are up to date" in out
     assert time.perf_counter() - start < 30  # generous for slow CI; ~2 s on a quiet machine
 
@@ -108,7 +71,7 @@ def test_eval_param_change_rescores_without_retraining(small_repo):
     params["eval"]["limit"] = 6
     (small_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        status = json.loads(_run(["dvc", "status", "--json"], small_repo).splitlines()[-1])
+        status = json.loads(run(["dvc", "status", "--json"], small_repo).splitlines()[-1])
     finally:
         (small_repo / "params.yaml").write_text(original)
     changed = set(status)
@@ -120,10 +83,27 @@ def test_rerun_with_the_same_seed_is_byte_identical(small_repo):
     files = ["models/base/model.safetensors", "models/base/tokenizer.json", "models/sst2/model.safetensors",
              "metrics/sst2/finetuned.json", "metrics/squad_v2/zeroshot.json", "predictions/sst2/finetuned/test.json"]
     before = {f: (small_repo / f).read_bytes() for f in files}
-    _run(["dvc", "repro", "-f", "-s", "base_model"], small_repo)
-    _run(["dvc", "repro", "-f", "-s", "train@sst2"], small_repo)
-    _run(["dvc", "repro", "-f", "-s", "eval@sst2"], small_repo)
-    _run(["dvc", "repro", "-f", "-s", "zeroshot_eval@squad_v2"], small_repo)
+    run(["dvc", "repro", "-f", "-s", "base_model"], small_repo)
+    run(["dvc", "repro", "-f", "-s", "train@sst2"], small_repo)
+    run(["dvc", "repro", "-f", "-s", "eval@sst2"], small_repo)
+    run(["dvc", "repro", "-f", "-s", "zeroshot_eval@squad_v2"], small_repo)
     for f in files:
         assert (small_repo / f).read_bytes() == before[f], f"{f} changed between two runs with the same seed"
-    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], small_repo)
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], small_repo)
+
+
+def test_train_stage_runs_under_accelerate_launch_with_two_processes(tmp_path_factory, tmp_path):
+    """train.num_processes=2 through `dvc repro`: the stage launches 2 gloo ranks and DVC records one model."""
+    from transformers import AutoModelForCausalLM
+
+    repo = copy_built(tmp_path_factory, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"].update(num_processes=2, per_device_batch_size=params["batch_size"] // 2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro", "train@sst2"], repo)
+    assert "launching 2 training processes" in out and "on 2 process(es)" in out, out[-3000:]
+    info = json.loads((repo / "models/sst2/tuneval_training.json").read_text())
+    assert info["num_processes"] == 2
+    assert AutoModelForCausalLM.from_pretrained(repo / "models/sst2").num_parameters() > 0
+    assert "up to date" in run(["dvc", "status", "train@sst2"], repo)
+    assert not list((repo / "checkpoints/sst2").glob("checkpoint-*"))

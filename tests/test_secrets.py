@@ -1,14 +1,12 @@
 """Secrets never persist: a whole `dvc repro` + `dvc push` with fake secrets in the environment, then every byte
 the run left behind (workspace, git, DVC cache and remote, DVC's site cache, HF_HOME, console output) is searched.
-The pipeline run is ~2 min of CPU (17 stage processes): its tests are marked `slow`.
+The pipeline run is the session's shared one (repo_helpers.built_small_repo runs it with SECRETS in its env).
 Plus stage.redact: error messages and tracebacks printed by a stage never show a *_TOKEN / *_KEY / *SECRET* value.
 """
 
 from __future__ import annotations
 
 import gzip
-import random
-import string
 import subprocess
 import sys
 import zlib
@@ -16,22 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_helpers import SMALL, copy_repo, env, git_commit, merge, run
+from repo_helpers import SECRETS, built_console, built_small_repo, copy_built, env, merge, run
 
 from tuneval.io import DataError
 from tuneval.stage import redact, run_stage
-
-
-def _fake(prefix: str, length: int) -> str:
-    """A fresh random value per test session: nothing can contain it by chance."""
-    return prefix + "".join(random.choices(string.ascii_letters + string.digits, k=length - len(prefix)))
-
-
-SECRETS = {
-    "HF_TOKEN": _fake("hf_", 37),
-    "MY_SERVICE_TOKEN": _fake("svc-", 32),
-    "AWS_SECRET_ACCESS_KEY": _fake("", 40),
-}
 
 
 def find_secrets(data: bytes, where: str, secrets: dict[str, str] = SECRETS) -> list[str]:
@@ -66,16 +52,15 @@ def scan_tree(root: Path, secrets: dict[str, str] = SECRETS) -> tuple[list[str],
 
 @pytest.fixture(scope="module")
 def secret_run(tmp_path_factory):
-    """(root, repo, console): the small pipeline run end to end, pushed and committed, with SECRETS in its env."""
+    """(roots, repo, console): the shared small run (secrets in its env), copied, pushed and scanned. `roots`
+    holds everything either wrote: the built repo with its HF_HOME and caches, and the copy with its remote."""
+    built = built_small_repo(tmp_path_factory)
     root = tmp_path_factory.mktemp("secrets")
-    repo = copy_repo(root / "repo", merge(SMALL, {"eval": {"limit": 6}}))
+    repo = copy_built(tmp_path_factory, root / "repo")
     run(["dvc", "remote", "add", "--local", "--default", "store", str(root / "store")], repo)  # not the user's
-    environ = {**SECRETS, "HF_HOME": str(root / "hf_home"), "MPLCONFIGDIR": str(root / "mpl")}  # caches: scanned
-    console = run(["dvc", "repro"], repo, **environ)
-    console += run(["dvc", "push"], repo, **environ)
-    console += run(["dvc", "metrics", "show"], repo, **environ)
-    git_commit(repo, "results")
-    return root, repo, console
+    console = built_console() + run(["dvc", "push"], repo, **SECRETS)
+    console += run(["dvc", "metrics", "show"], repo, **SECRETS)
+    return [built.parent, root], repo, console
 
 
 def test_scanner_finds_planted_secrets(tmp_path):
@@ -96,15 +81,16 @@ def test_scanner_finds_planted_secrets(tmp_path):
 
 @pytest.mark.slow
 def test_no_secret_in_any_file_the_pipeline_left(secret_run):
-    root, repo, _ = secret_run
+    roots, repo, _ = secret_run
     for must_exist in ["dvc.lock", ".dvc/cache/files/md5", "dvclive/sst2/params.yaml", "models/sst2/config.json",
                        "publish/sst2/README.md", "predictions/squad_v2/finetuned/test.json", "metrics/summary.md",
                        ".git/index"]:
         assert (repo / must_exist).exists(), f"{must_exist} missing: the scan would prove little"
-    assert len(list((root / "store").rglob("*"))) > 20, "the push did not reach the remote inside the scanned root"
-    leaks, count = scan_tree(root)
-    assert count > 200
-    assert leaks == []
+    assert len(list((roots[1] / "store").rglob("*"))) > 20, "the push did not reach the remote inside the scan"
+    for root in roots:
+        leaks, count = scan_tree(root)
+        assert count > 200
+        assert leaks == []
 
 
 @pytest.mark.slow
