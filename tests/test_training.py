@@ -28,8 +28,8 @@ def small_params(**train):
     params = load_params(REPO / "params.yaml")
     return dataclasses.replace(
         params, epochs=2, batch_size=8,
-        train=dataclasses.replace(params.train, per_device_batch_size=4, save_steps=2, logging_steps=1,
-                                  max_length=128, eval_examples=8, eval_steps=3, **train),
+        train=dataclasses.replace(params.train, **{"per_device_batch_size": 4, "save_steps": 2, "logging_steps": 1,
+                                                    "max_length": 128, "eval_examples": 8, "eval_steps": 3, **train}),
     )
 
 
@@ -219,3 +219,14 @@ def test_training_with_packing_reaches_the_weights_of_padded_training(setup):
     for key in ours:
         assert not torch.equal(ours[key], base[key]), f"{key} did not train"
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-5, msg=f"{key} differs")
+
+
+def test_watching_the_eval_loss_does_not_change_the_trained_model(setup):
+    reference = setup / "straight" / "model"  # eval loss every 3 steps
+    if not reference.is_dir():
+        _train(setup, "straight", small_params())
+    blind = _train(setup, "blind", small_params(eval_examples=None))
+    assert not (setup / "blind" / "live" / "plots" / "metrics" / "eval").exists()
+    ours, theirs = load_file(blind / "model.safetensors"), load_file(reference / "model.safetensors")
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), f"{key}: evaluation changed training"

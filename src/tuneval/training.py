@@ -212,6 +212,27 @@ def trim_live_logs(live_dir: Path, last_step: int) -> None:
         tsv.write_text("\n".join([header, *kept]) + "\n")
 
 
+def _monitoring_trainer_class():
+    from transformers import Trainer
+
+    class MonitoringTrainer(Trainer):
+        """A Trainer whose evaluation leaves the random state as it found it: each eval DataLoader draws a seed
+        from torch's global generator, which would reshuffle the following epochs. Watching the eval loss
+        must not change the model (a test trains with and without it and compares the weights)."""
+
+        def evaluate(self, *args, **kwargs):
+            cpu = torch.random.get_rng_state()
+            cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+            try:
+                return super().evaluate(*args, **kwargs)
+            finally:
+                torch.random.set_rng_state(cpu)
+                if cuda is not None:
+                    torch.cuda.set_rng_state_all(cuda)
+
+    return MonitoringTrainer
+
+
 def train(job: TrainJob, params: Params) -> dict[str, Any]:
     """Fine-tune `job.base_model` on `job.train_file` into `job.out_dir` (merged model + tokenizer).
 
@@ -236,8 +257,6 @@ def train(job: TrainJob, params: Params) -> dict[str, Any]:
 
 def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
     """The Trainer run itself, in this process (one of several under `accelerate launch`): rank 0 logs and saves."""
-    from transformers import Trainer
-
     from dvclive import Live
     from tuneval.io import read_jsonl
     from tuneval.modeling import load_model, load_tokenizer
@@ -253,7 +272,8 @@ def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
     model.train()
     encode = functools.partial(encode_example, task, tokenizer=tokenizer, max_length=params.train.max_length)
     dataset = [encode(r) for r in read_jsonl(job.train_file)]
-    eval_rows = read_jsonl(job.eval_file)[: params.train.eval_examples] if job.eval_file else []
+    watch = job.eval_file is not None and params.train.eval_examples is not None
+    eval_rows = read_jsonl(job.eval_file)[: params.train.eval_examples] if watch else []
     eval_dataset = [encode(r) for r in eval_rows] or None
     args = training_arguments(params, job.checkpoint_dir, evaluating=eval_dataset is not None)
     if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes
@@ -267,7 +287,7 @@ def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
             trim_live_logs(job.live_dir, int(checkpoint.rsplit("-", 1)[1]))
         live = Live(dir=str(job.live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=bool(checkpoint))
         callbacks.append(live_callback(live))
-    trainer = Trainer(
+    trainer = _monitoring_trainer_class()(
         model=model,
         args=args,
         train_dataset=dataset,
