@@ -148,3 +148,35 @@ def test_lr_in_exponent_notation_without_dot_is_a_float(tmp_path, repo_root):
 
 def test_non_numeric_string_lr_is_rejected(write_params):
     assert "lr = 'fast'" in _error(write_params(lr="fast"))
+
+
+def test_processes_times_per_device_batch_must_divide_batch_size(write_params):
+    message = _error(write_params(batch_size=8, train={"per_device_batch_size": 8, "num_processes": 2}))
+    assert "train.per_device_batch_size = 8 " in message and "train.num_processes=2" in message
+    loaded = load_params(write_params(batch_size=8, train={"per_device_batch_size": 4, "num_processes": 2}))
+    assert loaded.train.num_processes == 2
+
+
+def test_missing_accelerate_config_file_is_named(write_params, tmp_path):
+    message = _error(write_params(train={"accelerate_config": str(tmp_path / "nope.yaml")}))
+    assert "train.accelerate_config" in message and "nope.yaml" in message
+
+
+def test_launch_command_uses_plain_ddp_or_the_accelerate_config(params, tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from tuneval.distributed import launch_command, launch_env
+
+    two = dataclasses.replace(params, train=dataclasses.replace(params.train, num_processes=2))
+    command = launch_command(two, tmp_path / "launch.json")
+    assert command[1:4] == ["-m", "accelerate.commands.launch", "--num_processes"] and command[4] == "2"
+    assert "--multi_gpu" in command and command[-3:] == ["-m", "tuneval.distributed", str(tmp_path / "launch.json")]
+    config = tmp_path / "accelerate.yaml"
+    config.write_text("num_machines: 2\n")
+    multi = dataclasses.replace(two, train=dataclasses.replace(two.train, accelerate_config=str(config)))
+    command = launch_command(multi, tmp_path / "launch.json")
+    assert "--multi_gpu" not in command and command[command.index("--config_file") + 1] == str(config)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert launch_env(two)["ACCELERATE_USE_CPU"] == "true"  # else each CPU process would train on its own

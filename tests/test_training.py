@@ -230,3 +230,15 @@ def test_watching_the_eval_loss_does_not_change_the_trained_model(setup):
     ours, theirs = load_file(blind / "model.safetensors"), load_file(reference / "model.safetensors")
     for key in ours:
         assert torch.equal(ours[key], theirs[key]), f"{key}: evaluation changed training"
+
+
+def test_a_failing_rank_stops_the_launch_with_a_clear_error_and_no_model(setup, tmp_path, capfd):
+    from tuneval.distributed import LaunchError
+
+    (tmp_path / "empty_base").mkdir()  # no config, no tokenizer: every rank fails while loading
+    job = dataclasses.replace(_job(setup, "broken"), base_model=tmp_path / "empty_base")
+    with pytest.raises(LaunchError, match="accelerate launch exited with status"):
+        train(job, small_params(num_processes=2))
+    assert "[rank " in capfd.readouterr().err  # each rank's own traceback reaches the console
+    assert not job.out_dir.exists()
+    assert not (job.checkpoint_dir / "launch.json").exists()

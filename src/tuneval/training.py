@@ -255,7 +255,7 @@ def train(job: TrainJob, params: Params) -> dict[str, Any]:
     return stats
 
 
-def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
+def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ()) -> dict[str, Any]:
     """The Trainer run itself, in this process (one of several under `accelerate launch`): rank 0 logs and saves."""
     from dvclive import Live
     from tuneval.io import read_jsonl
@@ -281,7 +281,7 @@ def fit(job: TrainJob, params: Params, resuming: bool) -> dict[str, Any]:
                            f"{args.world_size} process(es): check the accelerate launch configuration")
     main = args.process_index == 0
     checkpoint = resumable_checkpoint(job.checkpoint_dir, print if main else _quiet) if resuming else None
-    callbacks = []
+    callbacks = list(callbacks)  # extra TrainerCallbacks (benchmarks time the loop with one)
     if main:  # one writer for dvclive; other ranks only compute
         if checkpoint:
             trim_live_logs(job.live_dir, int(checkpoint.rsplit("-", 1)[1]))
