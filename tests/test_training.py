@@ -242,3 +242,17 @@ def test_a_failing_rank_stops_the_launch_with_a_clear_error_and_no_model(setup, 
     assert "[rank " in capfd.readouterr().err  # each rank's own traceback reaches the console
     assert not job.out_dir.exists()
     assert not (job.checkpoint_dir / "launch.json").exists()
+
+
+def test_trim_live_logs_keeps_steps_up_to_the_checkpoint_and_drops_cut_lines(tmp_path):
+    from tuneval.training import trim_live_logs
+
+    metrics = tmp_path / "plots" / "metrics"
+    (metrics / "eval").mkdir(parents=True)
+    (metrics / "loss.tsv").write_text("step\tloss\n1\t5.0\n2\t4.5\n3\t4.2\n4\t4.")
+    (metrics / "eval" / "loss.tsv").write_text("step\tloss\n2\t4.9\n4\t4.7\n")
+    (metrics / "grad_norm.tsv").write_text("ste")  # killed while writing the header
+    trim_live_logs(tmp_path, last_step=2)
+    assert (metrics / "loss.tsv").read_text() == "step\tloss\n1\t5.0\n2\t4.5\n"
+    assert (metrics / "eval" / "loss.tsv").read_text() == "step\tloss\n2\t4.9\n"
+    assert not (metrics / "grad_norm.tsv").exists()

@@ -204,12 +204,24 @@ def live_callback(live):
 
 
 def trim_live_logs(live_dir: Path, last_step: int) -> None:
-    """Drop dvclive points after `last_step`: a resumed run logs those steps again (else they would repeat)."""
+    """Drop dvclive points after `last_step`: a resumed run logs those steps again (else they would repeat).
+    A line cut short by the kill (too few fields) goes too."""
     for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
-        header, *rows = tsv.read_text().splitlines()
-        column = header.split("\t").index("step")
-        kept = [row for row in rows if int(row.split("\t")[column]) <= last_step]
+        header, *rows = tsv.read_text().splitlines() or [""]
+        names = header.split("\t")
+        if "step" not in names:  # empty or cut inside the header: dvclive writes it again
+            tsv.unlink()
+            continue
+        column = names.index("step")
+        kept = [row for row in rows if len(row.split("\t")) == len(names) and _step_of(row, column) <= last_step]
         tsv.write_text("\n".join([header, *kept]) + "\n")
+
+
+def _step_of(row: str, column: int) -> float:
+    try:
+        return int(row.split("\t")[column])
+    except ValueError:
+        return float("inf")
 
 
 def _monitoring_trainer_class():
