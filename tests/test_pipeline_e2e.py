@@ -13,7 +13,7 @@ from repo_helpers import copy_built, run
 
 @pytest.fixture(scope="module")
 def small_repo(tmp_path_factory) -> Path:
-    """A git+DVC copy of the tracked files (no outputs, no lock) with the small params, after `dvc repro`."""
+    """This module's own copy of the session's small built repo (`dvc repro` done, results committed)."""
     return copy_built(tmp_path_factory, tmp_path_factory.mktemp("e2e") / "repo")
 
 

@@ -58,6 +58,12 @@ def _train(root: Path, name: str, params) -> Path:
     return job.out_dir
 
 
+def _straight(root: Path) -> Path:
+    """The uninterrupted run with small_params() (eval loss every 3 steps), trained once per module."""
+    out = root / "straight" / "model"
+    return out if out.is_dir() else _train(root, "straight", small_params())
+
+
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
@@ -76,7 +82,7 @@ KILLER = textwrap.dedent("""
 
 
 def test_killed_run_resumes_to_exactly_the_uninterrupted_result(setup, capsys):
-    reference = _train(setup, "straight", small_params())
+    reference = _straight(setup)
     proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(Path(__file__).parent), root=str(setup))],
                           capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     assert proc.returncode == -9, proc.stderr[-2000:]
@@ -136,10 +142,8 @@ def _logged_steps(live: Path, metric: str) -> list[int]:
 
 
 def test_dvclive_logs_train_and_eval_loss_per_step_without_timings(setup):
+    steps = json.loads((_straight(setup) / TRAINING_INFO).read_text())["optimizer_steps"]
     live = setup / "straight" / "live"
-    if not live.is_dir():
-        _train(setup, "straight", small_params())
-    steps = json.loads((setup / "straight" / "model" / TRAINING_INFO).read_text())["optimizer_steps"]
     assert _logged_steps(live, "loss") == list(range(1, steps + 1))  # logging_steps=1, x = optimizer step
     assert _logged_steps(live, "learning_rate") == list(range(1, steps + 1))
     assert _logged_steps(live, "eval/loss") == [*range(3, steps, 3), steps]  # eval_steps=3, and at the end
@@ -152,9 +156,7 @@ def test_two_processes_train_one_model_with_the_same_optimizer_steps(setup):
     """train.num_processes=2 runs under accelerate launch (gloo on CPU): one model, the effective batch kept."""
     from transformers import AutoModelForCausalLM
 
-    single = setup / "straight" / "model"
-    if not single.is_dir():
-        _train(setup, "straight", small_params())
+    single = _straight(setup)
     out = _train(setup, "ddp", small_params(num_processes=2))
     info, single_info = (json.loads((d / TRAINING_INFO).read_text()) for d in (out, single))
     assert info["num_processes"] == 2 and single_info["num_processes"] == 1
@@ -210,9 +212,7 @@ def test_packed_batches_give_the_padded_loss_and_examples_never_attend_to_each_o
 
 def test_training_with_packing_reaches_the_weights_of_padded_training(setup):
     """Same sampler and seed, so the same micro-batches: packed and padded runs must end at the same weights."""
-    reference = setup / "straight" / "model"
-    if not reference.is_dir():
-        _train(setup, "straight", small_params())
+    reference = _straight(setup)
     packed = _train(setup, "packed", small_params(packing=True))
     ours, theirs = load_file(packed / "model.safetensors"), load_file(reference / "model.safetensors")
     base = load_file(setup / "base" / "model.safetensors")
@@ -222,9 +222,7 @@ def test_training_with_packing_reaches_the_weights_of_padded_training(setup):
 
 
 def test_watching_the_eval_loss_does_not_change_the_trained_model(setup):
-    reference = setup / "straight" / "model"  # eval loss every 3 steps
-    if not reference.is_dir():
-        _train(setup, "straight", small_params())
+    reference = _straight(setup)  # eval loss every 3 steps
     blind = _train(setup, "blind", small_params(eval_examples=None))
     assert not (setup / "blind" / "live" / "plots" / "metrics" / "eval").exists()
     ours, theirs = load_file(blind / "model.safetensors"), load_file(reference / "model.safetensors")

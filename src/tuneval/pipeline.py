@@ -103,7 +103,7 @@ def train(task_name: str, params: Params) -> None:
     with atomic_path(paths.finetuned(task.name)) as out:
         job = TrainJob(task=task.name, base_model=paths.BASE_MODEL, train_file=paths.split_file(task.name, "train"),
                        out_dir=out, live_dir=paths.live_dir(task.name), checkpoint_dir=paths.checkpoints(task.name),
-                       eval_file=paths.prepared(task.name, "validation") if params.train.eval_examples else None)
+                       eval_file=paths.prepared(task.name, "validation"))
         run_training(job, params)
 
 
