@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from tuneval.config import ModelConfig, Params
+from tuneval.config import load_params
 from tuneval.data import SAMPLE_DIR, normalize
 from tuneval.io import read_jsonl, write_jsonl
 from tuneval.modeling import train_tokenizer
@@ -93,13 +93,13 @@ def main() -> int:
     task = get_task("squad_v2")
     rows = normalize(task, read_jsonl(SAMPLE_DIR / "squad_v2/train_partial.jsonl.gz"))
     examples = (rows * (1 + args.steps * args.batch_size // len(rows)))[: args.steps * args.batch_size]
-    defaults = Params()
+    defaults = load_params(Path(__file__).resolve().parents[1] / "params.yaml")  # the one source of defaults
     params = dataclasses.replace(
         defaults, epochs=1, batch_size=args.batch_size,
-        model=ModelConfig(name="bench", dtype="auto"),
+        model=dataclasses.replace(defaults.model, name="bench", dtype="auto"),
         train=dataclasses.replace(defaults.train, per_device_batch_size=args.batch_size, save_steps=None,
                                   logging_steps=10, max_length=args.max_length, eval_examples=None,
-                                  gradient_checkpointing=args.gradient_checkpointing, packing=args.packing),
+                                  activation_checkpointing=args.gradient_checkpointing, packing=args.packing),
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -8,4 +8,4 @@ export DVC_NO_ANALYTICS=1 PATH="$PWD/.venv/bin:$PATH"
 [ -d .dvc ] || dvc init -q
 dvc repro "$@"
 dvc metrics show
-echo; echo "Report: metrics/summary.md and metrics/summary.png"
+echo; echo "Report: report/summary.md and report/summary.png"

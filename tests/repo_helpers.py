@@ -23,12 +23,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-SMALL = {  # a few seconds per stage: tiny shapes, few examples, one epoch, both eval splits
+SMALL = {  # seconds per stage: the tiny model (not the default Gemma), few examples, one epoch, both splits
     "epochs": 1,
-    "model": {"tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+    "lr": 2.0e-5,
+    "model": {"name": "tiny-llama", "dtype": "float32",
+              "tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                        "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
     "data": {"max_examples": 120},
-    "train": {"max_length": 256, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
+    "train": {"method": "full", "max_length": 256, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
     "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 
 import pytest
 import yaml
@@ -10,17 +11,15 @@ import yaml
 from tuneval.config import ConfigError, Params, load_params
 
 
-def test_real_params_yaml_has_study_defaults(params):
+def test_real_params_yaml_loads_as_written(params, repo_root):
+    """The values come from params.yaml, typed; none is pinned here (that would be a second copy of a default)."""
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     assert isinstance(params, Params)
-    assert params.lr == pytest.approx(2e-5)
-    assert isinstance(params.lr, float)
-    assert params.epochs == 3
-    assert params.batch_size == 8
-    assert params.seed == 1
-    assert params.split.test_size == pytest.approx(0.2)
-    assert params.tasks == ["sst2", "squad_v2"]
-    assert params.data.source == "sample"
-    assert params.publish.push is False
+    assert isinstance(params.lr, float) and params.lr == pytest.approx(float(raw["lr"]))
+    assert (params.epochs, params.batch_size, params.seed) == (raw["epochs"], raw["batch_size"], raw["seed"])
+    assert params.split.test_size == pytest.approx(raw["split"]["test_size"])
+    assert params.tasks == raw["tasks"] and params.data.source == raw["data"]["source"]
+    assert params.publish.push is raw["publish"]["push"]
 
 
 def test_unmodified_copy_loads_identically(write_params, params):
@@ -180,3 +179,75 @@ def test_launch_command_uses_plain_ddp_or_the_accelerate_config(params, tmp_path
     assert "--multi_gpu" not in command and command[command.index("--config_file") + 1] == str(config)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert launch_env(two)["ACCELERATE_USE_CPU"] == "true"  # else each CPU process would train on its own
+
+
+# ------------------------------------------------------------------------------- one source of truth: params.yaml
+def _without(repo_root, tmp_path, dotted: str):
+    """A copy of params.yaml with the key `dotted` (e.g. train.lora.r) removed."""
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    *parents, last = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    del node[last]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("key", ["seed", "model.revision", "model.tiny.vocab_size", "train.lora.r", "eval.limit"])
+def test_missing_key_is_an_error_naming_key_and_file(repo_root, tmp_path, key):
+    """No silent fallback: a key absent from the file is never filled in from a second copy of the default."""
+    path = _without(repo_root, tmp_path, key)
+    message = _error(path)
+    assert message.startswith(f"{path}: missing key {key} "), message
+
+
+def test_config_dataclasses_hold_no_defaults():
+    """params.yaml is the only place a default is written: a field with a default here would be a second copy.
+    (Catches fields added later too.)"""
+    import dataclasses
+
+    from tuneval import config
+
+    def walk(cls):
+        for f in dataclasses.fields(cls):
+            yield cls, f
+            hint = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(hint):
+                yield from walk(hint)
+
+    with_defaults = [f"{cls.__name__}.{f.name}" for cls, f in walk(config.Params)
+                     if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert with_defaults == []
+
+
+def test_removed_and_renamed_keys_are_rejected(write_params):
+    """model.tiny.architecture fed nothing (model.name picks llama or gemma2); the train keys are named as the
+    TrainingArguments they feed."""
+    assert "unknown key model.tiny.architecture" in _error(write_params(model={"tiny": {"architecture": "llama"}}))
+    assert "unknown key train.warmup_ratio" in _error(write_params(train={"warmup_ratio": 0.1}))
+    assert "unknown key train.gradient_checkpointing" in _error(write_params(train={"gradient_checkpointing": True}))
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (0.1, True), (10, True), (2.5, False), (-1, False)])
+def test_warmup_steps_is_a_fraction_or_whole_steps(write_params, value, ok):
+    path = write_params(train={"warmup_steps": value})
+    if ok:
+        assert load_params(path).train.warmup_steps == value
+    else:
+        assert f"train.warmup_steps = {float(value)}" in _error(path)
+
+
+def test_renamed_train_keys_reach_training_arguments(params, tmp_path):
+    """activation_checkpointing and warmup_steps feed the TrainingArguments of the same names (transformers 5:
+    warmup_steps < 1 is a fraction of all steps, >= 1 a step count)."""
+    import dataclasses
+
+    from tuneval.training import training_arguments
+
+    for warmup, steps_of_100 in ((0.1, 10), (7, 7)):
+        train = dataclasses.replace(params.train, activation_checkpointing=True, warmup_steps=float(warmup))
+        args = training_arguments(dataclasses.replace(params, train=train), tmp_path)
+        assert args.activation_checkpointing is True
+        assert args.get_warmup_steps(100) == steps_of_100

@@ -1,15 +1,20 @@
 """Evaluation engine and training encoding on a tiny model built in a temp dir (seconds on CPU)."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
 from tuneval import evaluation as E
-from tuneval.config import ModelConfig, TinyModelConfig
+from tuneval.config import TinyModelConfig, load_params
 from tuneval.modeling import build_tiny_model, load_model, load_tokenizer
 from tuneval.pipeline import parameter_counts
 from tuneval.tasks import demonstration, get_task
-from tuneval.training import IGNORE_INDEX, CompletionCollator, encode_example
+from tuneval.tasks import prompting as P
+from tuneval.training_data import IGNORE_INDEX, CompletionCollator, encode_example
 
+REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
                         intermediate_size=64, max_position_embeddings=512)
 
@@ -38,7 +43,8 @@ def tiny(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param)
     texts = [demonstration(get_task("sst2"), r) for r in _sst2_rows()]
     texts += [demonstration(get_task("squad_v2"), r) for r in _squad_rows()]
-    build_tiny_model(ModelConfig(name=request.param, tiny=SHAPE), texts * 3, seed=1, out_dir=out)
+    model_cfg = dataclasses.replace(load_params(REPO / "params.yaml").model, name=request.param, tiny=SHAPE)
+    build_tiny_model(model_cfg, texts * 3, seed=1, out_dir=out)
     return out, load_tokenizer(out), load_model(out, dtype="float32", device="cpu")
 
 
@@ -54,8 +60,8 @@ def test_saved_model_is_a_plain_hf_directory(tiny):
 def test_batched_scores_equal_per_example_scores(tiny):
     _, tok, model = tiny
     task = get_task("sst2")
-    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(10)]
-    requests = [(p, E.continuation_ids(tok, c)) for p in prompts for c in task.choices]
+    prompts = [P.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(10)]
+    requests = [(p, P.continuation_ids(tok, c)) for p in prompts for c in task.choices]
     batched = E.loglikelihoods(model, tok, requests, batch_size=8)
     single = E.loglikelihoods(model, tok, requests, batch_size=1)
     assert batched == pytest.approx(single, abs=1e-4)
@@ -76,7 +82,7 @@ def test_loglikelihood_matches_a_plain_forward_pass(tiny):
 def test_batched_generation_equals_one_by_one(tiny):
     _, tok, model = tiny
     task = get_task("squad_v2")
-    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _squad_rows(6)]
+    prompts = [P.build_prompt(task, r, [], tok, 256) for r in _squad_rows(6)]
     batched = E.generate(model, tok, prompts, "\n", max_new_tokens=6, batch_size=4)
     single = [E.generate(model, tok, [p], "\n", max_new_tokens=6, batch_size=1)[0] for p in prompts]
     assert batched == single
@@ -98,7 +104,7 @@ def test_prompt_truncation_cuts_the_context_and_keeps_the_question(tiny):
     task = get_task("squad_v2")
     row = _squad_rows(2)[1]
     row = {**row, "context": row["context"] * 40}
-    ids = E.build_prompt(task, row, [], tok, 80)
+    ids = P.build_prompt(task, row, [], tok, 80)
     assert len(ids) <= 80
     text = tok.decode(ids)
     assert text.rstrip().endswith("Answer:") and row["question"] in text
@@ -106,9 +112,9 @@ def test_prompt_truncation_cuts_the_context_and_keeps_the_question(tiny):
 
 def test_fewshot_demos_are_seeded_per_example():
     train = [{"id": str(i)} for i in range(50)]
-    assert E.pick_demos(train, 3, 1, "a") == E.pick_demos(train, 3, 1, "a")
-    assert E.pick_demos(train, 3, 1, "a") != E.pick_demos(train, 3, 2, "a")
-    assert E.pick_demos(train, 0, 1, "a") == []
+    assert P.pick_demos(train, 3, 1, "a") == P.pick_demos(train, 3, 1, "a")
+    assert P.pick_demos(train, 3, 1, "a") != P.pick_demos(train, 3, 2, "a")
+    assert P.pick_demos(train, 0, 1, "a") == []
 
 
 def test_training_labels_cover_the_answer_tokens_only(tiny):
@@ -147,7 +153,7 @@ def test_single_token_fast_path_equals_the_general_scoring_path(tiny):
     task = get_task("sst2")
     ids = E.single_token_ids(tok, task.choices)
     assert ids is not None, "the tiny tokenizer has one token per label word"
-    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(9)]
+    prompts = [P.build_prompt(task, r, [], tok, 256) for r in _sst2_rows(9)]
     fast = E.next_token_logprobs(model, tok, prompts, ids, batch_size=4)
     general = E.loglikelihoods(model, tok, [(p, [i]) for p in prompts for i in ids], batch_size=4)
     assert [x for row in fast for x in row] == pytest.approx(general, abs=1e-4)
@@ -156,8 +162,8 @@ def test_single_token_fast_path_equals_the_general_scoring_path(tiny):
 def test_first_step_logprob_equals_scoring_the_abstention(tiny):
     _, tok, model = tiny
     task = get_task("squad_v2")
-    prompts = [E.build_prompt(task, r, [], tok, 256) for r in _squad_rows(5)]
-    (abstain,) = E.continuation_ids(tok, task.answer_prefix + task.abstain)
+    prompts = [P.build_prompt(task, r, [], tok, 256) for r in _squad_rows(5)]
+    (abstain,) = P.continuation_ids(tok, task.answer_prefix + task.abstain)
     _, first = E.generate_and_score_first(model, tok, prompts, "\n", 4, batch_size=3, first_token=abstain)
     scored = E.loglikelihoods(model, tok, [(p, [abstain]) for p in prompts], batch_size=3)
     assert first == pytest.approx(scored, abs=1e-4)
@@ -168,7 +174,7 @@ def test_batched_prompt_building_equals_one_by_one(tiny):
     task = get_task("squad_v2")
     rows = _squad_rows(6)
     rows[2] = {**rows[2], "context": rows[2]["context"] * 30}  # over-long: takes the truncating path
-    demos = [E.pick_demos(_squad_rows(), 1, 1, r["id"]) for r in rows]
-    batched = E.build_prompts(task, rows, demos, tok, 120)
-    assert batched == [E.build_prompt(task, r, d, tok, 120) for r, d in zip(rows, demos, strict=True)]
+    demos = [P.pick_demos(_squad_rows(), 1, 1, r["id"]) for r in rows]
+    batched = P.build_prompts(task, rows, demos, tok, 120)
+    assert batched == [P.build_prompt(task, r, d, tok, 120) for r, d in zip(rows, demos, strict=True)]
     assert max(len(p) for p in batched) <= 120

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import pytest
+from repo_helpers import REPO, env
 
-from tuneval.io import DataError, atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from tuneval.errors import DataError
+from tuneval.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 
 
 def test_read_jsonl_round_trip(tmp_path):
@@ -67,6 +71,145 @@ def test_read_jsonl_gz_malformed_line_names_line(tmp_path):
     with pytest.raises(DataError) as excinfo:
         read_jsonl(path)
     assert f"{path}:2:" in str(excinfo.value)
+
+
+# ------------------------------------------------------------------- files as editors and platforms write them
+REAL_WORLD_ROWS = [{"id": "1", "text": "héllo"}, {"id": "2", "text": "naïve “quotes”"}]
+REAL_WORLD_FORMS = {  # name -> bytes of REAL_WORLD_ROWS as some tool writes them
+    "utf8-bom": b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in REAL_WORLD_ROWS).encode(),
+    "crlf": "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in REAL_WORLD_ROWS).encode(),
+    "bom-crlf-trailing-blanks": b"\xef\xbb\xbf"
+    + "".join(json.dumps(r) + "\r\n" for r in REAL_WORLD_ROWS).encode() + b"\r\n\r\n  \n\n",
+    "no-final-newline": "\n".join(json.dumps(r) for r in REAL_WORLD_ROWS).encode(),
+    "blank-lines-between": "\n\n".join(json.dumps(r) for r in REAL_WORLD_ROWS).encode() + b"\n\t\n",
+}
+
+
+@pytest.mark.parametrize("form", sorted(REAL_WORLD_FORMS))
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_read_jsonl_accepts_bom_crlf_and_blank_lines(tmp_path, form, suffix):
+    data = REAL_WORLD_FORMS[form]
+    path = tmp_path / f"rows{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    assert read_jsonl(path) == REAL_WORLD_ROWS
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_read_jsonl_malformed_crlf_bom_file_names_file_line_column_and_expectation(tmp_path, suffix):
+    """The BOM and the CRs are not counted as columns: the column is where the editor shows the mistake."""
+    data = b'\xef\xbb\xbf{"id": "1"}\r\n\r\n{"id": "2" "text": "x"}\r\n'
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    with pytest.raises(DataError) as excinfo:
+        read_jsonl(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}:3:12: malformed JSON at column 12: Expecting ',' delimiter"), message
+
+
+def test_read_jsonl_bom_after_line_one_is_an_error(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'{"a": 1}\n\xef\xbb\xbf{"a": 2}\n')  # two files concatenated: not silently accepted
+    with pytest.raises(DataError, match=rf"{path.name}:2:1: malformed JSON"):
+        read_jsonl(path)
+
+
+def test_read_jsonl_invalid_utf8_names_line_and_byte(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"a": "ok"}\n{"a": "café"}\n'.encode("latin-1"))
+    with pytest.raises(DataError) as excinfo:
+        read_jsonl(path)
+    assert f"{path}:2:" in str(excinfo.value) and "not UTF-8" in str(excinfo.value) and "\\xe9" in str(excinfo.value)
+
+
+def test_read_jsonl_utf16_file_says_so(tmp_path):
+    path = tmp_path / "utf16.jsonl"
+    path.write_bytes('{"a": 1}\r\n'.encode("utf-16"))  # what Windows tools call "Unicode"
+    with pytest.raises(DataError, match="UTF-16 encoded; save it as UTF-8"):
+        read_jsonl(path)
+
+
+def test_read_jsonl_truncated_gzip_is_a_data_error(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:60])
+    with pytest.raises(DataError, match="cannot be read .*gzip-compressed") as excinfo:
+        read_jsonl(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_read_json_accepts_a_bom(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n')
+    assert read_json(path) == {"a": 1}
+
+
+# ------------------------------------------------- the same files through the prepare stage and `tuneval eval`
+SST2_RAW = [{"idx": i, "sentence": f"a {'good' if i % 2 else 'bad'} film, “number” {i}", "label": i % 2}
+            for i in range(6)]
+
+
+def _windows_jsonl(rows: list[dict]) -> bytes:
+    """What a Windows tool writes: BOM, CRLF, blank lines at the end."""
+    return b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows).encode() + b"\r\n\r\n"
+
+
+def _sst2_data_dir(root, train: bytes, validation: bytes):
+    """`root` in the shared-data layout (sst2/{train,validation}.jsonl) that data.source=local and --data-dir read."""
+    (root / "sst2").mkdir(parents=True)
+    (root / "sst2" / "train.jsonl").write_bytes(train)
+    (root / "sst2" / "validation.jsonl").write_bytes(validation)
+    return root
+
+
+def _run_prepare(tmp_path, write_params, data_dir):
+    """`python stages/prepare.py --task sst2` in `tmp_path` on data.source=local under `data_dir`."""
+    files = {"sst2": {"train": "sst2/train.jsonl", "validation": "sst2/validation.jsonl"}}
+    params = write_params(data={"source": "local", "local_dir": str(data_dir), "files": files})
+    return subprocess.run([sys.executable, str(REPO / "stages/prepare.py"), "--task", "sst2", "--params", params],
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+
+
+def test_prepare_stage_reads_bom_crlf_files(tmp_path, write_params):
+    data_dir = _sst2_data_dir(tmp_path / "raw", _windows_jsonl(SST2_RAW), _windows_jsonl(SST2_RAW[:2]))
+    proc = _run_prepare(tmp_path, write_params, data_dir)
+    assert proc.returncode == 0, proc.stderr
+    prepared = read_jsonl(tmp_path / "data/prepared/sst2/train.jsonl")
+    assert [(r["id"], r["sentence"], r["label"]) for r in prepared] == [
+        (str(r["idx"]), r["sentence"], r["label"]) for r in SST2_RAW]
+    assert len(read_jsonl(tmp_path / "data/prepared/sst2/validation.jsonl")) == 2
+
+
+def test_prepare_stage_names_file_line_and_column_of_a_malformed_crlf_line(tmp_path, write_params):
+    bad = _windows_jsonl(SST2_RAW[:2]) + b'{"idx": 9, "sentence": "x" "label": 1}\r\n'  # line 5, after 2 blanks
+    data_dir = _sst2_data_dir(tmp_path / "raw", bad, _windows_jsonl(SST2_RAW[:2]))
+    proc = _run_prepare(tmp_path, write_params, data_dir)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == (f"error: {data_dir / 'sst2/train.jsonl'}:5:28: malformed JSON at column 28: "
+                           "Expecting ',' delimiter (each line must hold one complete JSON object)\n")
+    assert not (tmp_path / "data").exists()
+
+
+def test_eval_data_dir_reads_bom_crlf_files(tmp_path, params):
+    """`tuneval eval --data-dir` reads its rows through cli._rows_for -> data.load_raw -> read_jsonl."""
+    from tuneval import cli
+    from tuneval.tasks import get_task
+
+    data_dir = _sst2_data_dir(tmp_path, _windows_jsonl(SST2_RAW), _windows_jsonl(SST2_RAW[:3]))
+    rows, train_rows = cli._rows_for(get_task("sst2"), "validation", data_dir, params)
+    assert [r["id"] for r in rows] == ["0", "1", "2"] and len(train_rows) == len(SST2_RAW)
+    assert rows[1]["sentence"] == SST2_RAW[1]["sentence"]
+
+
+def test_eval_data_dir_malformed_file_is_one_error_line(tmp_path, repo_root, capsys):
+    from tuneval import cli
+
+    bad = b"\xef\xbb\xbf" + b'{"idx": 0, "sentence": "ok", "label": 0}\r\n{"idx": 1,, "label": 0}\r\n'
+    data_dir = _sst2_data_dir(tmp_path, _windows_jsonl(SST2_RAW), bad)
+    argv = ["eval", "--model", "unused", "--task", "sst2", "--data-dir", str(data_dir),
+            "--params", str(repo_root / "params.yaml")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data_dir / 'sst2/validation.jsonl'}:2:11: malformed JSON at column 11: "
+                          "Expecting property name"), err
 
 
 def _siblings(directory):

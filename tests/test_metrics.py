@@ -1,23 +1,28 @@
-"""Hand-computed checks of tuneval.metrics and the WordNet helpers (the arithmetic is in the comments)."""
+"""Hand-computed checks of tuneval.metrics and the WordNet check (the arithmetic is in the comments)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tuneval import wordnet as wordnet_support
+from tuneval.errors import WordNetMissingError
 from tuneval.metrics import (
     CONVENTIONS,
+    bleu_from_statistics,
+    bleu_statistics,
     classification_metrics,
     compute_exact,
     compute_f1,
     generation_metrics,
+    meteor_per_question,
     normalize_answer,
+    rouge_per_question,
     squad_v2_per_question,
     squad_v2_scores,
 )
-from tuneval.wordnet import WordNetInstallError, WordNetMissingError
 
 # ---------------------------------------------------------------------------------------------------
 # Classification
@@ -265,7 +270,7 @@ def test_subset_keys_only_when_present() -> None:
 @pytest.fixture(scope="module")
 def wordnet_ready() -> None:
     if not wordnet_support.wordnet_available():
-        pytest.skip("WordNet is not installed for NLTK; run `python -m tuneval.wordnet` to install it")
+        pytest.skip("WordNet is not installed for NLTK; run `python scripts/install_wordnet.py` to install it")
 
 
 def test_identical_answers(wordnet_ready: None) -> None:
@@ -326,7 +331,7 @@ def test_missing_wordnet_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(WordNetMissingError) as caught:
         generation_metrics([["Paris"]], ["Paris"])
     message = str(caught.value)
-    assert "python -m tuneval.wordnet" in message and "nltk.downloader wordnet" in message
+    assert "python scripts/install_wordnet.py" in message and "nltk.downloader wordnet" in message
     assert isinstance(caught.value, RuntimeError)
 
 
@@ -338,45 +343,53 @@ def test_generation_input_checks() -> None:
         generation_metrics([["Paris"], []], ["Paris", ""])
 
 
+def test_per_question_terms_give_the_generation_metrics(wordnet_ready: None) -> None:
+    """The terms tuneval.stats resamples: their means (and BLEU's summed statistics) are generation_metrics'."""
+    references = [["the sun", "sun"], ["Paris"], ["a big red car", "red car"], ["King Louis XIV"]]
+    predictions = ["sun", "paris city", "the red car", ""]
+    expected = generation_metrics(references, predictions)
+    rouge = rouge_per_question(references, predictions)
+    for rouge_type, values in rouge.items():
+        assert 100 * sum(values) / len(values) == pytest.approx(expected[rouge_type], abs=1e-12)
+    assert rouge["rougeL"][0] == 1.0 and rouge["rougeL"][3] == 0.0
+    meteor = meteor_per_question(references, predictions)
+    assert 100 * sum(meteor) / len(meteor) == pytest.approx(expected["meteor"], abs=1e-12)
+    statistics = bleu_statistics(references, predictions)
+    assert len(statistics) == 4 and all(len(row) == 10 for row in statistics)
+    summed = [sum(column) for column in zip(*statistics, strict=True)]
+    assert bleu_from_statistics(summed) == pytest.approx(expected["bleu"], abs=1e-12)
+
+
+def test_bleu_statistics_of_a_subset_are_that_subset_s_corpus_bleu() -> None:
+    references = [["the big red car"], ["a small blue boat on the lake"], ["green trees in the park"]]
+    predictions = ["the big red car", "a small blue boat on a lake", "trees in the park"]
+    from tuneval.metrics import _corpus_bleu  # what generation_metrics reports as bleu
+
+    statistics = bleu_statistics(references, predictions)
+    for subset in ([0, 1], [1, 2], [0, 1, 2], [1, 1, 2]):
+        summed = [sum(statistics[i][k] for i in subset) for k in range(10)]
+        corpus = _corpus_bleu([references[i] for i in subset], [predictions[i] for i in subset])
+        assert corpus > 0 and bleu_from_statistics(summed) == pytest.approx(corpus, abs=1e-12)
+
+
 def test_conventions_are_documented() -> None:
     assert {"classification", "squad_v2", "bleu", "rouge", "meteor"} <= set(CONVENTIONS)
     assert all(isinstance(text, str) and text for text in CONVENTIONS.values())
     json.dumps(CONVENTIONS)
 
 
-# ---------------------------------------------------------------------------------------------------
-# WordNet installer pieces that need neither apt nor NLTK's loader
-# ---------------------------------------------------------------------------------------------------
+def test_conventions_are_written_once() -> None:
+    """CONVENTIONS is the one copy: the module docstring, other modules and the README point to it."""
+    import tuneval.metrics as metrics_module
 
-
-def test_lexnames_has_the_format_nltk_parses() -> None:
-    lines = wordnet_support.lexnames_text().splitlines()
-    assert len(lines) == 45
-    for number, line in enumerate(lines):
-        index, name, category = line.split()  # NLTK: `index, lexname, _ = line.split()`
-        assert int(index) == number and category in {"1", "2", "3", "4"}
-    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
-
-
-def test_assemble_corpus_from_an_unpacked_debian_tree(tmp_path) -> None:
-    source = tmp_path / "root" / "usr" / "share" / "wordnet"
-    source.mkdir(parents=True)
-    for name in wordnet_support.REQUIRED_FILES:
-        if name != "lexnames":  # the Debian packages do not ship it
-            (source / name).write_text(f"{name}\n")
-    (source / "sents.vrb").write_text("extra\n")
-    licence = tmp_path / "root" / "usr" / "share" / "doc" / "wordnet-base" / "copyright"
-    licence.parent.mkdir(parents=True)
-    licence.write_text("WordNet 3.0 license\n")
-
-    corpus = tmp_path / "out" / "wordnet"
-    wordnet_support.assemble_corpus(tmp_path / "root", corpus)
-    assert (corpus / "data.noun").read_text() == "data.noun\n"
-    assert not (corpus / "data.noun").is_symlink()
-    assert (corpus / "lexnames").read_text() == wordnet_support.lexnames_text()
-    assert (corpus / "LICENSE").read_text() == "WordNet 3.0 license\n"
-    assert (corpus / "sents.vrb").exists()
-
-    (source / "index.sense").unlink()
-    with pytest.raises(WordNetInstallError, match="index.sense"):
-        wordnet_support.assemble_corpus(tmp_path / "root", tmp_path / "out2" / "wordnet")
+    repo = Path(__file__).resolve().parents[1]
+    phrases = ["zero_division", "fragmentation penalty", "13a tokenizer", "HasAns when", "string.punctuation"]
+    assert all(any(phrase in text for text in CONVENTIONS.values()) for phrase in phrases)
+    assert "CONVENTIONS" in metrics_module.__doc__
+    elsewhere = {"metrics.py docstring": metrics_module.__doc__, "README.md": (repo / "README.md").read_text()}
+    elsewhere |= {path.name: path.read_text() for path in (repo / "src" / "tuneval").rglob("*.py")
+                  if path.name != "metrics.py"}
+    for name, text in elsewhere.items():
+        for phrase in phrases:
+            assert phrase not in text, f"{name} repeats the conventions ({phrase!r}); point to metrics.CONVENTIONS"
+    assert "CONVENTIONS" in elsewhere["README.md"]

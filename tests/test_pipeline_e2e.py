@@ -43,8 +43,16 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
     for task, key in (("sst2", "accuracy"), ("squad_v2", "exact")):
         for phase in ("zeroshot", "finetuned"):
             metrics = json.loads((small_repo / f"metrics/{task}/{phase}.json").read_text())
+            assert set(metrics) == {"test", "validation", "run"}  # per-split maps + one entry of run-level facts
             for split in ("test", "validation"):
                 assert 0 <= metrics[split][key] <= (1 if task == "sst2" else 100)
+            run_facts = metrics["run"]
+            assert set(run_facts) == {"num_fewshot", "prompt_sha", "dtype", "chat_template"}
+            assert run_facts["num_fewshot"] == 0 and run_facts["dtype"] in ("float32", "bfloat16", "float16")
+            assert run_facts["chat_template"] is False and len(run_facts["prompt_sha"]) == 12
+            record = json.loads((small_repo / f"predictions/{task}/{phase}/run.json").read_text())
+            assert record["prompt_sha"] == run_facts["prompt_sha"] and "{" in record["prompt_template"]
+            assert "squad_v2" in record["conventions"]
             preds = json.loads((small_repo / f"predictions/{task}/{phase}/test.json").read_text())
             assert len(preds) == 12
         zs = json.loads((small_repo / f"predictions/{task}/zeroshot/test.json").read_text())
@@ -52,10 +60,17 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
         assert [p["id"] for p in zs] == [p["id"] for p in ft], "both phases must score the same examples"
     counts = json.loads((small_repo / "metrics/sst2/params.json").read_text())
     assert counts["base"] == counts["finetuned"] and counts["base"]["total"] > 0
-    summary = (small_repo / "metrics/summary.md").read_text()
+    summary = (small_repo / "report/summary.md").read_text()
     assert "| sst2 | test | accuracy |" in summary and "| squad_v2 | validation | exact |" in summary
+    assert "<!-- summary:start -->" in summary and "Δ [paired 95% CI] | n |" in summary
+    intervals = json.loads((small_repo / "report/summary.json").read_text())
+    for task, key in (("sst2", "accuracy"), ("squad_v2", "exact")):
+        for split in ("test", "validation"):
+            entry = intervals[task][split]
+            assert entry["n"] == 12
+            assert entry[key]["delta_low"] <= entry[key]["delta_high"] and "finetuned_low" in entry[key]
     card = (small_repo / "publish/sst2/README.md").read_text()
-    assert "model-index" in card and "zero-shot" in card
+    assert "model-index" in card and "zero-shot" in card and "[paired 95% CI]" in card
 
 
 def test_second_repro_is_a_quick_no_op(small_repo):

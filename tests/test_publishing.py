@@ -8,27 +8,30 @@ import pytest
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from tuneval.publishing import PublishError, build_model_card, push_folder, resolve_repo_id
+from tuneval.publishing import PublishError, build_model_card, card_sections, push_folder, resolve_repo_id
+from tuneval.reporting import Row
+from tuneval.stats import Interval
 from tuneval.tasks import get_task
 
 COUNTS = {"base": {"total": 10, "trainable": 10, "embedding": 4},
           "finetuned": {"total": 12345, "trainable": 10, "embedding": 4}}
-SST2_METRICS = {
-    "zeroshot": {"test": {"accuracy": 0.5, "f1": 0.4, "macro_f1": 0.45, "precision": 0.3, "n": 1000},
-                 "num_fewshot": 0},
-    "finetuned": {"test": {"accuracy": 0.87654321, "f1": 0.8, "macro_f1": 0.85, "precision": 0.9, "n": 1000},
-                  "num_fewshot": 0},
-}
-SQUAD_KEYS = ("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "bleu", "rougeL", "meteor")
+RUN = {"num_fewshot": 0, "prompt_sha": "0123456789ab", "dtype": "float32", "chat_template": False}
+RUNS = {"zeroshot": RUN, "finetuned": RUN}
+SST2_VALUES = {"accuracy": (0.5, 0.87654321), "precision": (0.3, 0.9), "recall": (0.2, 0.8), "f1": (0.4, 0.8),
+               "macro_f1": (0.45, 0.85)}
+SST2_ROWS = [
+    Row(task="sst2", split="test", n=1000, metric=key, scale="fraction", zeroshot=zs, finetuned=ft,
+        zeroshot_ci=Interval(zs - 0.03, zs + 0.03), finetuned_ci=Interval(ft - 0.02, ft + 0.02),
+        delta_ci=Interval(ft - zs - 0.04, ft - zs + 0.04))
+    for key, (zs, ft) in SST2_VALUES.items()
+]
 SQUAD_NAMES = ("Exact match", "F1", "HasAns F1", "NoAns F1", "Best F1", "BLEU", "ROUGE-L", "METEOR")
 SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "f1", "bleu", "rouge", "meteor")
-# a string under "exact" in conventions would crash float() if conventions were not skipped
-CONVENTIONS = {"squad_v2": "official semantics", "exact": "percent", "bleu": "sacrebleu"}
-SQUAD_METRICS = {
-    phase: {"test": {key: base + i for i, key in enumerate(SQUAD_KEYS)} | {"n": 130},
-            "conventions": CONVENTIONS, "num_fewshot": 0}
-    for phase, base in (("zeroshot", 10.0), ("finetuned", 40.5))
-}
+SQUAD_ROWS = [
+    Row(task="squad_v2", split="test", n=130, metric=key, scale="percent", zeroshot=10.0 + i, finetuned=40.5 + i,
+        delta_ci=None if key == "bleu" else Interval(25.0, 36.0))
+    for i, key in enumerate(get_task("squad_v2").metrics.headline)
+]
 
 
 def _results(path):
@@ -45,15 +48,15 @@ def _by_name(results):
 
 
 def test_sst2_card_round_trip(tmp_path, params):
-    card = build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_METRICS, COUNTS)
+    card = build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_ROWS, RUNS, COUNTS)
     path = tmp_path / "README.md"
     card.save(path)
     loaded, name, results, from_index = _results(path)
     assert name == "me/tiny-sst2"
     for found in (results, from_index):
         by_name = _by_name(found)
-        assert set(by_name) == {f"{label} ({phase})" for label in ("Accuracy", "F1", "Macro F1")
-                                for phase in ("zero-shot", "fine-tuned")}
+        assert set(by_name) == {f"{label} ({phase})" for label in ("Accuracy", "Precision", "Recall", "F1", "Macro F1")
+                                for phase in ("zero-shot", "fine-tuned")}  # the task's headline, its names
         assert by_name["Accuracy (zero-shot)"].metric_value == pytest.approx(0.5)
         assert by_name["Accuracy (fine-tuned)"].metric_value == pytest.approx(0.8765)  # rounded to 4 places
         assert by_name["F1 (zero-shot)"].metric_value == pytest.approx(0.4)
@@ -61,6 +64,7 @@ def test_sst2_card_round_trip(tmp_path, params):
         assert by_name["Macro F1 (fine-tuned)"].metric_value == pytest.approx(0.85)
         assert by_name["Macro F1 (fine-tuned)"].metric_type == "f1"
         assert by_name["Accuracy (zero-shot)"].metric_type == "accuracy"
+        assert by_name["Recall (zero-shot)"].metric_type == "recall"
         for result in found:
             assert result.task_type == "text-classification"
             assert result.dataset_type == "stanfordnlp/sst2"
@@ -68,18 +72,22 @@ def test_sst2_card_round_trip(tmp_path, params):
     assert loaded.data.license == params.publish.license
     assert loaded.data.datasets == ["stanfordnlp/sst2"]
     assert loaded.data.base_model is None  # tiny model: no hub base
-    assert "| test | Accuracy | 0.5000 | 0.8765 | +0.3765 |" in loaded.text
+    assert ("| test | Accuracy | 0.5000 [0.4700, 0.5300] | 0.8765 [0.8565, 0.8965] "
+            "| **+0.3765** [+0.3365, +0.4165] | 1000 |") in loaded.text
+    assert "| split | metric | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] | n |" in loaded.text
+    assert "percentile-bootstrap" in loaded.text and "fractions (0-1)" in loaded.text
+    assert "0-shot, chat template off, prompt `0123456789ab`, dtype float32" in loaded.text
     assert "12,345 total" in loaded.text
     assert "Is this sentence positive or negative?" in loaded.text
 
 
 def test_squad_card_round_trip(tmp_path, params):
-    card = build_model_card(get_task("squad_v2"), params, "me/tiny-squad", SQUAD_METRICS, COUNTS)
+    card = build_model_card(get_task("squad_v2"), params, "me/tiny-squad", SQUAD_ROWS, RUNS, COUNTS)
     path = tmp_path / "README.md"
     card.save(path)
     loaded, _, results, from_index = _results(path)
     for found in (results, from_index):
-        assert len(found) == 2 * len(SQUAD_KEYS)  # nothing from `conventions` or `num_fewshot`
+        assert len(found) == 2 * len(SQUAD_ROWS)
         by_name = _by_name(found)
         for i, (label, metric_type) in enumerate(zip(SQUAD_NAMES, SQUAD_TYPES, strict=True)):
             for phase, base in (("zero-shot", 10.0), ("fine-tuned", 40.5)):
@@ -88,16 +96,23 @@ def test_squad_card_round_trip(tmp_path, params):
                 assert result.metric_type == metric_type
                 assert result.task_type == "question-answering"
                 assert result.dataset_type == "rajpurkar/squad_v2"
-    assert "| test | Exact match | 10.0000 | 40.5000 | +30.5000 |" in loaded.text
-    assert "| test | METEOR | 17.0000 | 47.5000 | +30.5000 |" in loaded.text
-    assert "official semantics" not in loaded.content
+    assert "| test | Exact match | 10.00 | 40.50 | **+30.50** [+25.00, +36.00] | 130 |" in loaded.text
+    assert "| test | BLEU | 15.00 | 45.50 | +30.50 | 130 |" in loaded.text  # no interval: no brackets, no bold
+    assert "No interval (no per-example terms): squad_v2 bleu." in loaded.text
+    assert "percentages (0-100)" in loaded.text
 
 
 def test_card_names_hub_base_model(tmp_path, params):
     hub = dataclasses.replace(params, model=dataclasses.replace(params.model, name="meta-llama/Llama-3.2-1B"))
-    card = build_model_card(get_task("sst2"), hub, "me/llama-sst2", SST2_METRICS, COUNTS)
+    card = build_model_card(get_task("sst2"), hub, "me/llama-sst2", SST2_ROWS, RUNS, COUNTS)
     card.save(tmp_path / "README.md")
     assert ModelCard.load(tmp_path / "README.md").data.base_model == "meta-llama/Llama-3.2-1B"
+
+
+def test_card_sections_are_a_list_to_extend(params):
+    sections = card_sections(get_task("sst2"), params, "me/x", SST2_ROWS, RUNS, COUNTS)
+    assert [s.splitlines()[0] for s in sections] == [
+        "# me/x", "## Results", "## Training", "## Prompt", "## Intended use and limits"]
 
 
 # ------------------------------------------------------------------------------------------- resolve_repo_id
@@ -146,7 +161,7 @@ def _with_push(params, push, private=True):
 def folder(tmp_path, params):
     out = tmp_path / "publish" / "sst2"
     out.mkdir(parents=True)
-    build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_METRICS, COUNTS).save(out / "README.md")
+    build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_ROWS, RUNS, COUNTS).save(out / "README.md")
     return out
 
 

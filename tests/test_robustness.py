@@ -7,6 +7,7 @@ Stage scripts run as real subprocesses (exit code, stderr). Only the kill test r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from repo_helpers import SMALL, copy_repo, env, git_commit, merge, run
 
-from tuneval.config import ModelConfig
+from tuneval.config import load_params
 from tuneval.modeling import ModelLoadError, load_model, load_tokenizer, write_model_ref
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,7 +288,7 @@ def test_hub_failure_when_pinning_the_base_model_names_model_cause_and_fix(tmp_p
     handler, words = HUB_FAILURES[case]
     fake_hub(handler)
     with pytest.raises(ModelLoadError) as excinfo:
-        write_model_ref(ModelConfig(name=HUB_MODEL), tmp_path / "base")
+        write_model_ref(dataclasses.replace(load_params(REPO / "params.yaml").model, name=HUB_MODEL), tmp_path / "base")
     message = str(excinfo.value)
     assert message.startswith(f"Could not load model {HUB_MODEL!r}: ")
     for word in words:

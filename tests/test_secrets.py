@@ -1,7 +1,7 @@
 """Secrets never persist: a whole `dvc repro` + `dvc push` with fake secrets in the environment, then every byte
 the run left behind (workspace, git, DVC cache and remote, DVC's site cache, HF_HOME, console output) is searched.
 The pipeline run is the session's shared one (repo_helpers.built_small_repo runs it with SECRETS in its env).
-Plus stage.redact: error messages and tracebacks printed by a stage never show a *_TOKEN / *_KEY / *SECRET* value.
+Plus errors.redact: error messages and tracebacks printed by a stage never show a *_TOKEN / *_KEY / *SECRET* value.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import yaml
 from repo_helpers import SECRETS, built_console, built_small_repo, copy_built, env, merge, run
 
-from tuneval.io import DataError
-from tuneval.stage import redact, run_stage
+from tuneval.errors import DataError, redact
+from tuneval.stage import run_stage
 
 
 def find_secrets(data: bytes, where: str, secrets: dict[str, str] = SECRETS) -> list[str]:
@@ -83,7 +83,7 @@ def test_scanner_finds_planted_secrets(tmp_path):
 def test_no_secret_in_any_file_the_pipeline_left(secret_run):
     roots, repo, _ = secret_run
     for must_exist in ["dvc.lock", ".dvc/cache/files/md5", "dvclive/sst2/params.yaml", "models/sst2/config.json",
-                       "publish/sst2/README.md", "predictions/squad_v2/finetuned/test.json", "metrics/summary.md",
+                       "publish/sst2/README.md", "predictions/squad_v2/finetuned/test.json", "report/summary.md",
                        ".git/index"]:
         assert (repo / must_exist).exists(), f"{must_exist} missing: the scan would prove little"
     assert len(list((roots[1] / "store").rglob("*"))) > 20, "the push did not reach the remote inside the scan"
@@ -130,7 +130,7 @@ def test_push_without_token_stops_the_publish_stage_before_uploading(secret_run,
     assert line.startswith("error: publish.push is true but HF_TOKEN is not set, so nothing was uploaded"), line
 
 
-# --------------------------------------------------------------------------------------------- stage.redact
+# -------------------------------------------------------------------------------------------- errors.redact
 def test_redact_replaces_values_of_secret_looking_variables():
     environ = {**SECRETS, "DB_PASSWORD": "correct horse battery", "OPENAI_API_KEY": "sk-abcdefghijklmnop",
                "HOME": "/home/someone", "SHORT_TOKEN": "1", "PATH": "/usr/bin"}

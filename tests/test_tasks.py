@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tuneval.errors import TaskError, TunevalError
 from tuneval.tasks import TASK_NAMES, Task, demonstration, get_task
 
 SST2_ROW = {"id": "7", "sentence": "a gorgeous, witty film", "label": 1}
@@ -39,8 +40,9 @@ def test_get_task_kinds():
 
 
 def test_unknown_task_lists_available():
-    with pytest.raises(KeyError) as excinfo:
+    with pytest.raises(TaskError) as excinfo:
         get_task("imdb")
+    assert isinstance(excinfo.value, TunevalError)  # a user error (one line), not a KeyError (a bug)
     message = str(excinfo.value)
     assert "'imdb'" in message
     assert "squad_v2, sst2" in message

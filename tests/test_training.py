@@ -12,11 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tuneval.config import ModelConfig, TinyModelConfig, load_params
+from tuneval.checkpoints import fingerprint, prepare_checkpoints
+from tuneval.config import TinyModelConfig, load_params
 from tuneval.io import write_jsonl
 from tuneval.modeling import build_tiny_model
 from tuneval.tasks import demonstration, get_task
-from tuneval.training import TRAINING_INFO, TrainJob, fingerprint, prepare_checkpoints, train
+from tuneval.training import TRAINING_INFO, TrainJob, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -42,7 +43,8 @@ def setup(tmp_path_factory):
     write_jsonl(root / "train.jsonl", rows)
     write_jsonl(root / "eval.jsonl", rows[::-1])
     texts = [demonstration(get_task("sst2"), r) for r in rows]
-    build_tiny_model(ModelConfig(name="tiny-llama", tiny=SHAPE), texts, seed=1, out_dir=root / "base")
+    model_cfg = dataclasses.replace(load_params(REPO / "params.yaml").model, name="tiny-llama", tiny=SHAPE)
+    build_tiny_model(model_cfg, texts, seed=1, out_dir=root / "base")
     return root
 
 
@@ -120,19 +122,65 @@ def test_checkpoints_from_other_params_are_discarded(tmp_path, setup):
     assert not (ckpt / "checkpoint-2").exists()
 
 
-def test_lora_trains_adapters_only_and_saves_a_merged_model(setup):
+def test_lora_saves_the_adapter_alone_and_eval_loads_it_on_the_base(setup):
     from transformers import AutoModelForCausalLM
+
+    from tuneval.modeling import adapter_base, load_model
 
     out = _train(setup, "lora", small_params(method="lora"))
     info = json.loads((out / TRAINING_INFO).read_text())
     base = AutoModelForCausalLM.from_pretrained(setup / "base")
-    merged = AutoModelForCausalLM.from_pretrained(out)
     assert info["method"] == "lora"
     assert 0 < info["trainable_parameters"] < base.num_parameters() / 4
-    assert merged.num_parameters() == base.num_parameters()  # merged back: a plain model, no peft needed
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    assert adapter_base(out) == str(setup / "base")  # PEFT convention: the adapter names its base
+    merged = load_model(out, dtype="float32")  # base + adapter, merged for inference
+    assert merged.num_parameters() == base.num_parameters()
     assert not any("lora" in name for name, _ in merged.named_parameters())
     changed = [n for n, p in merged.named_parameters() if not torch.equal(p, base.get_parameter(n))]
     assert changed and all(any(m in n for m in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
+
+
+def _answer_batch(setup, packing: bool):
+    from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.training_data import data_collator, encode_example
+
+    params = small_params(packing=packing)
+    tokenizer = load_tokenizer(setup / "base")
+    model = load_model(setup / "base", dtype="float32").train()
+    rows = [json.loads(line) for line in (setup / "train.jsonl").read_text().splitlines()[:6]]
+    features = [encode_example(get_task("sst2"), r, tokenizer, 128) for r in rows]
+    return model, data_collator(params, tokenizer, model)(features)
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_answer_only_logits_give_the_full_logits_loss_and_gradients(setup, packing):
+    from tuneval.training import answer_loss
+
+    model, batch = _answer_batch(setup, packing)
+    reference = model(**batch).loss  # the model's own loss: logits at every position, prompt labels -100
+    reference.backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    ours = answer_loss(model, batch)
+    ours.backward()
+    assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-5)
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, ref_grads[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_no_prompt_position_reaches_the_lm_head(setup):
+    from tuneval.training import answer_loss
+    from tuneval.training_data import IGNORE_INDEX
+
+    model, batch = _answer_batch(setup, packing=False)
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[0]))
+    answer_loss(model, batch)
+    hook.remove()
+    labels = batch["labels"]
+    assert seen == [int((labels[:, 1:] != IGNORE_INDEX).sum())]  # one hidden state per answer token, no more
+    assert seen[0] < labels.numel() / 5
 
 
 def _logged_steps(live: Path, metric: str) -> list[int]:
@@ -179,7 +227,7 @@ def test_packed_batches_give_the_padded_loss_and_examples_never_attend_to_each_o
 
     from tuneval.io import read_jsonl
     from tuneval.modeling import load_tokenizer
-    from tuneval.training import CompletionCollator, data_collator, encode_example
+    from tuneval.training_data import CompletionCollator, data_collator, encode_example
 
     tokenizer = load_tokenizer(setup / "base")
     model = AutoModelForCausalLM.from_pretrained(setup / "base", attn_implementation="sdpa")
@@ -243,7 +291,7 @@ def test_a_failing_rank_stops_the_launch_with_a_clear_error_and_no_model(setup, 
 
 
 def test_trim_live_logs_keeps_steps_up_to_the_checkpoint_and_drops_cut_lines(tmp_path):
-    from tuneval.training import trim_live_logs
+    from tuneval.checkpoints import trim_live_logs
 
     metrics = tmp_path / "plots" / "metrics"
     (metrics / "eval").mkdir(parents=True)

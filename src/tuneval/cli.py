@@ -9,8 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuneval.config import ConfigError, load_params
-from tuneval.io import DataError, read_jsonl, write_json
+from tuneval.config import load_params
+from tuneval.errors import DataError, report_error
+from tuneval.io import read_jsonl, write_json
 
 
 def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict]]:
@@ -77,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--params", default="params.yaml")
     ev.add_argument("--out", default=None, help="write metrics JSON here (+ .predictions.json beside it)")
     args = parser.parse_args(argv)
-    from tuneval.modeling import ModelLoadError
-
     try:
         return cmd_eval(args)
-    except (ConfigError, DataError, ModelLoadError, KeyError) as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - as in stages: a user error is one paragraph, a bug its traceback
+        report_error(err)
         return 1
 
 

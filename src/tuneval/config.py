@@ -7,111 +7,114 @@ import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tuneval.errors import ConfigError
 from tuneval.tasks import TASK_NAMES
 
-
-class ConfigError(ValueError):
-    """A params.yaml value is missing, misspelled or out of range."""
+# The dataclasses below give every key its type and no default: params.yaml is the one place defaults are written
+# (with a comment saying what each feeds), and a key missing from a params file is an error naming it, never a
+# silent fallback to a second copy of the default that could drift from the first.
 
 
 @dataclass(frozen=True)
 class TinyModelConfig:
-    architecture: str = "llama"
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 512
-    max_position_embeddings: int = 1024
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "tiny-llama"
-    revision: str = "main"
-    dtype: str = "auto"
-    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    name: str
+    revision: str
+    gguf_file: str | None
+    dtype: str
+    tiny: TinyModelConfig
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "sample"
-    local_dir: str = "../shared/data"
-    files: dict[str, dict[str, str]] = field(default_factory=dict)
-    max_examples: int | None = None
+    source: str
+    local_dir: str
+    files: dict[str, dict[str, str]]
+    max_examples: int | None
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    test_size: float = 0.2
+    test_size: float
 
 
 @dataclass(frozen=True)
 class LoraParams:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = "full"
-    lora: LoraParams = field(default_factory=LoraParams)
-    save_steps: int | None = 250
-    gradient_checkpointing: bool = False
-    torch_compile: bool = False
-    max_length: int = 768
-    per_device_batch_size: int = 8
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    logging_steps: int = 25
-    group_by_length: bool = True
-    packing: bool = False
-    eval_examples: int | None = 64
-    eval_steps: int = 20
-    num_processes: int = 1
-    accelerate_config: str | None = None
+    method: str
+    lora: LoraParams
+    save_steps: int | None
+    activation_checkpointing: bool
+    torch_compile: bool
+    max_length: int
+    per_device_batch_size: int
+    warmup_steps: float  # < 1: a fraction of all optimizer steps; a whole number >= 1: steps
+    weight_decay: float
+    logging_steps: int
+    group_by_length: bool
+    packing: bool
+    eval_examples: int | None
+    eval_steps: int
+    num_processes: int
+    accelerate_config: str | None
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    splits: list[str] = field(default_factory=lambda: ["test"])
-    limit: int | None = None
-    num_fewshot: int = 0
-    batch_size: int = 32
-    max_prompt_tokens: int = 768
-    max_new_tokens: int = 32
+    splits: list[str]
+    limit: int | None
+    num_fewshot: int
+    batch_size: int
+    max_prompt_tokens: int
+    max_new_tokens: int
+    chat_template: bool
 
 
 @dataclass(frozen=True)
 class PublishConfig:
-    repo_id: str | None = None
-    push: bool = False
-    private: bool = True
-    license: str = "apache-2.0"
+    repo_id: str | None
+    push: bool
+    private: bool
+    license: str
+    merge: bool
 
 
 @dataclass(frozen=True)
 class Params:
-    lr: float = 2e-5
-    epochs: int = 3
-    batch_size: int = 8
-    seed: int = 1
-    tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
+    lr: float
+    epochs: int
+    batch_size: int
+    seed: int
+    tasks: list[str]
+    model: ModelConfig
+    data: DataConfig
+    split: SplitConfig
+    train: TrainConfig
+    eval: EvalConfig
+    publish: PublishConfig
 
 
 TINY_MODELS = {"tiny-llama": "llama", "tiny-gemma2": "gemma2"}
@@ -146,6 +149,12 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, source: Path) -> Any:
     """Recursively turn a dict into dataclass `cls`, rejecting unknown keys and wrong types."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
+    if missing:
+        raise ConfigError(
+            f"{source}: missing key {prefix}{missing[0]} (every key must be set; the repository's params.yaml "
+            "has each one with its default and what it does)"
+        )
     unknown = sorted(set(raw) - known)
     if unknown:
         key = unknown[0]
@@ -208,10 +217,9 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(0 < p.split.test_size < 1, src, "split.test_size", p.split.test_size, "a fraction in (0, 1)")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
     _require(p.model.dtype in DTYPES, src, "model.dtype", p.model.dtype, f"one of {DTYPES}")
-    _require(
-        p.model.tiny.architecture in TINY_MODELS.values(), src, "model.tiny.architecture",
-        p.model.tiny.architecture, f"one of {sorted(TINY_MODELS.values())}",
-    )
+    warmup = p.train.warmup_steps
+    _require(warmup >= 0 and (warmup < 1 or warmup.is_integer()), src, "train.warmup_steps", warmup,
+             "a fraction of all optimizer steps in [0, 1), or a whole number of steps >= 1")
     _require(p.train.num_processes >= 1, src, "train.num_processes", p.train.num_processes,
              "an integer >= 1 (processes across all machines; > 1 runs under `accelerate launch`)")
     per_step = p.train.per_device_batch_size * p.train.num_processes  # examples in one forward over all ranks

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneval.config import Params
-from tuneval.io import DataError, read_jsonl
+from tuneval.errors import DataError
+from tuneval.io import read_jsonl
 from tuneval.tasks import Task
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"

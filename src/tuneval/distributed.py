@@ -18,17 +18,17 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from tuneval.config import Params, params_from_dict
-from tuneval.training import TrainJob, fit
+from tuneval.errors import LaunchError, redact
+
+if TYPE_CHECKING:  # training imports this module (lazily) to launch; importing it back here would be a cycle
+    from tuneval.training import TrainJob
 
 LAUNCH_FILE = "launch.json"  # written into the checkpoint directory: what every launched process should run
-
-
-class LaunchError(RuntimeError):
-    """The launched training processes failed or could not start; their own output says why."""
 
 
 def launch_command(params: Params, launch_file: Path) -> list[str]:
@@ -72,7 +72,9 @@ def launch(job: TrainJob, params: Params, resuming: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of each launched process: `python -m tuneval.distributed <checkpoint_dir>/launch.json`."""
-    from tuneval.stage import redact
+    # Imported here, not at the top: training.py launches through this module, so a module-level import would be
+    # a cycle; at call time (in a launched rank) both modules are complete.
+    from tuneval.training import TrainJob, fit
 
     (launch_file,) = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(launch_file).read_text())

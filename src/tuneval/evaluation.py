@@ -1,14 +1,16 @@
 """The evaluation engine: one function scores zero-shot and fine-tuned models on the same examples.
 
 Hot paths are batched: examples sorted by length, left padding with explicit position ids, one forward pass
-per batch for label scoring (logits kept only for the continuation tokens), and KV-cache `generate` that
-stops each sequence at its newline.
+per batch for label scoring (logits kept only for the continuation tokens). Generation shares work between
+prompts with a common prefix (SQuAD questions on one context): the prefix is run once, its KV cache is copied
+to every question, and one forward pass over the question suffixes both starts greedy decoding and scores the
+abstention answer (however many tokens it has), so no prompt is ever run twice.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tuneval import metrics as M
-from tuneval.tasks import Task, demonstration
+from tuneval.tasks import Task
+from tuneval.tasks.prompting import build_prompts, continuation_ids, pick_demos
 
 
 @dataclass(frozen=True)
@@ -28,53 +31,7 @@ class EvalSettings:
     max_new_tokens: int = 32
     num_fewshot: int = 0
     seed: int = 1
-
-
-# ------------------------------------------------------------------------------------------------ prompts
-def build_prompt(task: Task, example: dict, demos: Sequence[dict], tokenizer, max_tokens: int) -> list[int]:
-    """Token ids of the (few-shot) prompt, shortened to `max_tokens` by cutting the task's long field
-    (the SQuAD context, from its end), then by dropping demonstrations, then from the left."""
-    example = dict(example)
-    demos = list(demos)
-    for _ in range(8):
-        text = "".join(demonstration(task, d) + task.fewshot_separator for d in demos)
-        ids = tokenizer(text + task.format_prompt(example)).input_ids
-        excess = len(ids) - max_tokens
-        if excess <= 0:
-            return ids
-        if demos:
-            demos.pop(0)
-        elif task.truncate_field and example[task.truncate_field]:
-            field_ids = tokenizer(example[task.truncate_field], add_special_tokens=False).input_ids
-            keep = max(0, len(field_ids) - excess - 2)
-            example[task.truncate_field] = tokenizer.decode(field_ids[:keep])
-        else:
-            break
-    ids = tokenizer(task.format_prompt(example)).input_ids
-    return ids[:1] + ids[len(ids) - max_tokens + 1 :] if len(ids) > max_tokens else ids
-
-
-def build_prompts(task: Task, rows: Sequence[dict], demos: Sequence[Sequence[dict]], tokenizer,
-                  max_tokens: int) -> list[list[int]]:
-    """build_prompt for many rows: one batched tokenizer call; only over-long prompts take the slow path."""
-    texts = ["".join(demonstration(task, d) + task.fewshot_separator for d in ds) + task.format_prompt(r)
-             for r, ds in zip(rows, demos, strict=True)]
-    prompts = tokenizer(texts).input_ids if texts else []
-    return [ids if len(ids) <= max_tokens else build_prompt(task, r, ds, tokenizer, max_tokens)
-            for ids, r, ds in zip(prompts, rows, demos, strict=True)]
-
-
-def continuation_ids(tokenizer, continuation: str) -> list[int]:
-    """Tokens of `continuation` as the model sees them after the prompt (tokenized on its own, no BOS)."""
-    return tokenizer(continuation, add_special_tokens=False).input_ids
-
-
-def pick_demos(train_rows: Sequence[dict], k: int, seed: int, example_id: str) -> list[dict]:
-    """k demonstrations from the train split, seeded per example so both phases see the same ones."""
-    if k == 0:
-        return []
-    rng = random.Random(f"{seed}-{example_id}")
-    return rng.sample(list(train_rows), k)
+    chat_template: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- batching
@@ -138,11 +95,10 @@ def single_token_ids(tokenizer, continuations: Sequence[str]) -> list[int] | Non
 
 def stop_token_ids(tokenizer, stop: str) -> list[int]:
     """Every vocabulary id whose text contains `stop` (e.g. all tokens holding a newline)."""
-    ids = [i for i in range(len(tokenizer)) if stop in tokenizer.decode([i])]
-    return sorted(set(ids) | {tokenizer.eos_token_id})
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one call: 262k ids in ~1 s
+    return sorted({i for i, text in enumerate(texts) if stop in text} | {tokenizer.eos_token_id})
 
 
-@torch.inference_mode()
 def generate_and_score_first(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_tokens: int,
                              batch_size: int, first_token: int | None = None) -> tuple[list[str], list[float]]:
     """Greedy decoding with the KV cache; each sequence ends at its first stop token. Also returns
@@ -173,6 +129,130 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_
     return generate_and_score_first(model, tokenizer, prompts, stop, max_new_tokens, batch_size)[0]
 
 
+# ------------------------------------------------------------------------------------ shared-prefix decoding
+MIN_SHARED_TOKENS = 16  # a shorter common prefix is not worth a separate prefill: such prompts are batched whole
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    """Prompts (indices) that start with the same `prefix_len` tokens; 0 = no sharing, batched whole."""
+
+    members: list[int]
+    prefix_len: int
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prefix_groups(prompts: Sequence[list[int]], max_group: int, min_shared: int = MIN_SHARED_TOKENS
+                  ) -> list[PrefixGroup]:
+    """Group prompts by a shared token prefix (sorted order puts them side by side; groups hold <= max_group).
+
+    Every member keeps at least one token of its own after the prefix, which the suffix pass needs. Prompts that
+    share fewer than `min_shared` tokens with their neighbours go into length-sorted batches without a prefix."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    groups: list[PrefixGroup] = []
+    loners: list[int] = []
+    i = 0
+    while i < len(order):
+        members, shared = [order[i]], len(prompts[order[i]]) - 1
+        for j in order[i + 1 : i + max_group]:
+            common = min(shared, _common_prefix_len(prompts[order[i]], prompts[j]), len(prompts[j]) - 1)
+            if common < min_shared:
+                break
+            members, shared = [*members, j], common
+        if len(members) > 1:
+            groups.append(PrefixGroup(members, shared))
+        else:
+            loners.append(order[i])
+        i += len(members)
+    loners.sort(key=lambda k: -len(prompts[k]))
+    groups += [PrefixGroup(loners[k : k + max_group], 0) for k in range(0, len(loners), max_group)]
+    return groups
+
+
+def _cache_kw(model) -> str:
+    """transformers renamed `past_key_values` to `cache` in 5.x; accept both releases."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+@torch.inference_mode()
+def _decode_group(model, pad_id: int, prompts: Sequence[list[int]], prefix_len: int, stops: torch.Tensor,
+                  max_new_tokens: int, abstain: Sequence[int]) -> tuple[list[list[int]], list[float]]:
+    """Greedy continuations of `prompts` (which share `prefix_len` tokens) and log p(abstain | prompt) for each.
+
+    1. The shared prefix runs once (batch 1); its KV cache is repeated for every row.
+    2. One pass over the suffixes, left-padded between prefix and suffix with explicit position ids: rows
+       0..n-1 are the suffixes (their last logits start decoding); for a k-token abstention, rows n..2n-1 are
+       suffix + abstain[:-1], whose last k logits score it. Their cache rows are then dropped.
+    3. Greedy decoding, one token per step for the unfinished rows only (finished rows leave the batch)."""
+    from transformers import DynamicCache
+
+    device, kw, n, k = model.device, _cache_kw(model), len(prompts), len(abstain)
+    cache = DynamicCache(config=model.config)
+    if prefix_len:
+        prefix = torch.tensor([prompts[0][:prefix_len]], device=device)
+        model(input_ids=prefix, use_cache=True, logits_to_keep=1, **{kw: cache})
+    rows = [p[prefix_len:] for p in prompts]
+    if k > 1:
+        rows += [r + list(abstain[:-1]) for r in rows]
+    ids, suffix_mask, _ = _left_pad(rows, pad_id, device)
+    cache.batch_repeat_interleave(len(rows))
+    mask = torch.cat([torch.ones(len(rows), prefix_len, dtype=torch.long, device=device), suffix_mask], dim=1)
+    positions = prefix_len + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                   logits_to_keep=k, **{kw: cache}).logits.float()
+    logprobs = F.log_softmax(logits, dim=-1)
+    target = torch.tensor(list(abstain), device=device)
+    scored = logprobs[n:] if k > 1 else logprobs[:n]
+    abstain_lp = scored.gather(-1, target.expand(n, k).unsqueeze(-1)).squeeze(-1).sum(-1).tolist()
+    if k > 1:
+        keep = torch.arange(n, device=device)
+        cache.batch_select_indices(keep)
+        mask, positions = mask[:n], positions[:n]
+    next_token = logprobs[:n, -1].argmax(-1)
+    outputs: list[list[int]] = [[] for _ in range(n)]
+    active = torch.arange(n, device=device)
+    last_pos = positions[:, -1]
+    for step in range(max_new_tokens):
+        for row, token in zip(active.tolist(), next_token.tolist(), strict=True):
+            outputs[row].append(token)
+        running = ~torch.isin(next_token, stops)
+        if step == max_new_tokens - 1 or not running.any():
+            break
+        if not running.all():  # finished rows leave the batch (and the cache)
+            kept = running.nonzero().squeeze(-1)
+            cache.batch_select_indices(kept)
+            active, next_token, mask, last_pos = active[kept], next_token[kept], mask[kept], last_pos[kept]
+        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long, device=device)], dim=1)
+        last_pos = last_pos + 1
+        step_logits = model(input_ids=next_token[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+                            use_cache=True, logits_to_keep=1, **{kw: cache}).logits[:, -1]
+        next_token = step_logits.float().argmax(-1)
+    return outputs, abstain_lp
+
+
+def generate_shared(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_tokens: int, batch_size: int,
+                    abstain: Sequence[int], share_prefix: bool = True) -> tuple[list[str], list[float]]:
+    """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes."""
+    stops = torch.tensor(stop_token_ids(tokenizer, stop), device=model.device)
+    groups = prefix_groups(prompts, batch_size, min_shared=MIN_SHARED_TOKENS if share_prefix else 10**9)
+    texts, abstain_lp = [""] * len(prompts), [math.nan] * len(prompts)
+    for group in tqdm(groups, desc="generating", leave=False):
+        tokens, lps = _decode_group(model, tokenizer.pad_token_id, [prompts[i] for i in group.members],
+                                    group.prefix_len, stops, max_new_tokens, abstain)
+        for i, out, lp in zip(group.members, tokens, lps, strict=True):
+            texts[i] = tokenizer.decode(out, skip_special_tokens=True)
+            abstain_lp[i] = lp
+    return texts, abstain_lp
+
+
 # ------------------------------------------------------------------------------------------------- tasks
 def evaluate(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequence[dict],
              settings: EvalSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -185,7 +265,7 @@ def predict(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequ
             settings: EvalSettings) -> list[dict[str, Any]]:
     """One prediction record per row (everything `score` needs, so metrics can be recomputed from files)."""
     demos = [pick_demos(train_rows, settings.num_fewshot, settings.seed, r["id"]) for r in rows]
-    prompts = build_prompts(task, rows, demos, tokenizer, settings.max_prompt_tokens)
+    prompts = build_prompts(task, rows, demos, tokenizer, settings.max_prompt_tokens, settings.chat_template)
     if task.kind == "multiple_choice":
         return _predict_choices(task, model, tokenizer, rows, prompts, settings)
     return _predict_generation(task, model, tokenizer, rows, prompts, settings)
@@ -233,17 +313,14 @@ def _predict_choices(task, model, tokenizer, rows, prompts, settings):
 
 
 def _predict_generation(task, model, tokenizer, rows, prompts, settings):
-    # No-answer probability = p(abstention answer | prompt). A one-token abstention is read off the first
-    # decoding step; a longer one costs a scoring pass.
+    # No-answer probability = p(abstention answer | prompt), from the same pass that starts decoding. It is kept
+    # at full precision (and as a log-probability): a pretrained model's values (1e-8 and below) would tie
+    # after rounding, and the official best_* threshold sweep orders questions by it.
     abstain_ids = continuation_ids(tokenizer, task.answer_prefix + task.abstain)
-    single = abstain_ids[0] if len(abstain_ids) == 1 else None
-    generations, abstain_lp = generate_and_score_first(
-        model, tokenizer, prompts, task.stop, settings.max_new_tokens, settings.batch_size, first_token=single)
-    if single is None:
-        requests = [(p, abstain_ids) for p in prompts]
-        abstain_lp = loglikelihoods(model, tokenizer, requests, settings.batch_size, desc="no-answer prob")
+    generations, abstain_lp = generate_shared(model, tokenizer, prompts, task.stop, settings.max_new_tokens,
+                                              settings.batch_size, abstain_ids)
     return [
         {"id": row["id"], "generated": text, "prediction": task.to_answer(text),
-         "no_answer_prob": round(math.exp(lp), 8), "gold": task.gold_answers(row)}
+         "no_answer_logprob": lp, "no_answer_prob": math.exp(lp), "gold": task.gold_answers(row)}
         for row, text, lp in zip(rows, generations, abstain_lp, strict=True)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import json
@@ -13,32 +14,55 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-
-class DataError(ValueError):
-    """An input file is missing, empty or does not match its schema. The message names file and line."""
+from tuneval.errors import DataError
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a .jsonl or .jsonl.gz file; every line must be one JSON object."""
+    """Read a .jsonl or .jsonl.gz file; every non-blank line must be one JSON object.
+
+    Files as editors and other platforms write them are accepted: a UTF-8 byte-order mark, CRLF line ends, blank
+    or whitespace-only lines (anywhere, e.g. trailing). Anything else is a DataError naming file, line, column and
+    what was expected. Lines are split on b"\n" before decoding, so a bad byte is reported on its own line.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from err
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                row = _parse_jsonl_line(path, lineno, raw)
+                if row is not None:
+                    rows.append(row)
+    except (OSError, EOFError) as err:  # a damaged or truncated .gz, an unreadable file
+        raise DataError(f"{path}: cannot be read ({type(err).__name__}: {err}); is it a complete "
+                        f"{'gzip-compressed ' if path.suffix == '.gz' else ''}JSONL file?") from err
     if not rows:
         raise DataError(f"{path}: file is empty (expected one JSON object per line)")
     return rows
+
+
+def _parse_jsonl_line(path: Path, lineno: int, raw: bytes) -> dict[str, Any] | None:
+    """One JSONL line -> its object; None for a blank line. Tolerates a leading BOM (line 1) and a CR before LF."""
+    if lineno == 1:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise DataError(f"{path}: the file is UTF-16 encoded; save it as UTF-8 (one JSON object per line)")
+        raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}:{lineno}:{err.start + 1}: not UTF-8 text (byte {raw[err.start:err.start + 1]!r}); "
+                        "save the file as UTF-8") from err
+    if not line.strip():  # blank or whitespace-only (a CRLF file's blank lines are "\r\n")
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{lineno}:{err.colno}: malformed JSON at column {err.colno}: {err.msg} "
+                        "(each line must hold one complete JSON object)") from err
+    if not isinstance(row, dict):
+        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 _TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp appends to the prefix
@@ -92,6 +116,6 @@ def read_json(path: str | Path) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a leading BOM is dropped, not an error
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: malformed JSON ({err.msg} at line {err.lineno})") from err

@@ -1,33 +1,12 @@
 """Evaluation metrics: classification, SQuAD v2.0 (official semantics) and answer-generation overlap.
 
-Conventions (also exported as :data:`CONVENTIONS`, which callers store next to the numbers):
+The conventions behind every number (scales, normalisation, tokenizers, what is averaged over what) are written
+down once, in :data:`CONVENTIONS` below. ``evaluate_phase`` stores a copy with each run
+(``predictions/<task>/<phase>/run.json``); the README and the function docstrings point here.
 
-* Classification (:func:`classification_metrics`): scikit-learn, ``zero_division=0``, fractions in
-  [0, 1]. With two classes ``precision``/``recall``/``f1`` are those of the positive class (label index
-  1); with more they equal the macro averages. Macro averages run over every name in ``label_names``,
-  including classes absent from both labels and predictions (which then contribute 0).
-* SQuAD v2.0 (:func:`squad_v2_scores`): a re-implementation of the official ``evaluate-v2.0.py``,
-  percent scale (0-100) like the official script. Answers are normalised by lower-casing, deleting
-  ``string.punctuation`` characters, deleting the whole words a/an/the and collapsing whitespace; EM and
-  F1 are the maximum over the gold answers; gold answers that normalise to "" are dropped and a question
-  with none left is scored against "" (so only an empty prediction is right). A question counts as
-  HasAns when its raw gold list is non-empty (official ``bool(qa['answers'])``). Abstentions must be
-  passed as "" (e.g. a model's "unanswerable" mapped to ""). Missing predictions raise ``ValueError``
-  instead of being skipped. With no-answer probabilities, a question whose probability exceeds
-  ``no_answer_threshold`` counts as abstaining, and ``best_*`` come from the official threshold sweep.
-* Generation (:func:`generation_metrics`), meant for answerable questions only, 0-100 scale.
-  ``bleu``: sacreBLEU corpus BLEU (13a tokenizer, cased, exp smoothing) with every gold answer as a
-  reference (variable counts padded with ``None``, which sacreBLEU ignores). Corpus level because
-  sentence BLEU on few-word answers is dominated by smoothing; n-grams are pooled over the corpus, so a
-  corpus made only of one-word answers has no 2-4-grams and scores 0 even when every answer is exact.
-  ``rouge1``/``rouge2``/``rougeL``/``rougeLsum``: rouge-score F-measures with the Porter stemmer, best
-  reference per question, averaged over questions; its tokenizer keeps only ``[a-z0-9]`` runs, so
-  accented letters vanish ("Beyoncé" -> "beyonc"). ``meteor``: NLTK's METEOR (alpha 0.9, beta 3,
-  gamma 0.5) on lower-cased whitespace tokens, best reference per question, averaged. Its fragmentation
-  penalty caps an n-word exact match at 100 * (1 - 0.5 / n**3), i.e. 50 for one word; its WordNet
-  synonym stage sees Porter-stemmed words, so synonyms match only where stemming leaves both words
-  intact ("car"/"auto" do, "big"/"large" do not). Without WordNet METEOR raises
-  :class:`tuneval.wordnet.WordNetMissingError`; it is never reported as 0.
+Besides the aggregate metrics, this module exposes the per-question terms they are built from
+(:func:`squad_v2_per_question`, :func:`rouge_per_question`, :func:`meteor_per_question`,
+:func:`bleu_statistics`), so :mod:`tuneval.stats` can recompute them on bootstrap resamples.
 """
 
 from __future__ import annotations
@@ -36,33 +15,48 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import cache
 
 from tuneval import wordnet as wordnet_support
 
-CONVENTIONS: dict[str, str] = {
+CONVENTIONS: dict[str, str] = {  # the one copy of the metric conventions (see the module docstring)
     "classification": (
-        "scikit-learn, zero_division=0, fractions in [0,1]; precision/recall/f1 = positive class (index 1) "
-        "for 2 classes, macro average otherwise; macro over all label_names"
+        "classification_metrics: scikit-learn, zero_division=0, fractions in [0, 1]. With two classes "
+        "precision/recall/f1 are those of the positive class (label index 1); with more they equal the macro "
+        "averages. Macro averages run over every name in label_names, including classes absent from both "
+        "labels and predictions (which then contribute 0)."
     ),
     "squad_v2": (
-        "official evaluate-v2.0.py semantics, percent 0-100: lowercase, strip string.punctuation, drop "
-        "a/an/the, collapse whitespace; max over gold answers; empty-normalising golds dropped, none left "
-        "=> gold ''; HasAns = raw gold list non-empty; abstention = ''; na_prob > threshold => abstain; "
-        "best_* by the official threshold sweep; missing predictions raise"
+        "squad_v2_scores: a re-implementation of the official evaluate-v2.0.py, percent scale (0-100) like "
+        "the official script. Answers are normalised by lower-casing, deleting string.punctuation characters, "
+        "deleting the whole words a/an/the and collapsing whitespace; EM and F1 are the maximum over the gold "
+        "answers; gold answers that normalise to '' are dropped and a question with none left is scored "
+        "against '' (so only an empty prediction is right). A question counts as HasAns when its raw gold "
+        "list is non-empty (official bool(qa['answers'])). Abstentions must be passed as '' (a model's "
+        "'unanswerable' is mapped to '' first). Missing predictions raise ValueError instead of being "
+        "skipped. With no-answer probabilities (the model's probability of answering 'unanswerable'), a "
+        "question whose probability exceeds no_answer_threshold counts as abstaining, and best_exact / "
+        "best_f1 and their thresholds come from the official threshold sweep."
     ),
     "bleu": (
-        "sacrebleu corpus_bleu, 13a tokenizer, cased, exp smoothing, all gold answers as references "
-        "(padded with None), 0-100; answerable questions only; n-grams are pooled over the corpus, so "
-        "a corpus of only 1-word answers has no 2-4-grams and scores 0 even when every answer is exact"
+        "generation_metrics (answerable questions only), 0-100: sacreBLEU corpus BLEU (13a tokenizer, cased, "
+        "exp smoothing) with every gold answer as a reference (variable counts padded with None, which "
+        "sacreBLEU ignores). Corpus level because sentence BLEU on few-word answers is dominated by smoothing; "
+        "n-grams are pooled over the corpus, so a corpus made only of one-word answers has no 2-4-grams and "
+        "scores 0 even when every answer is exact."
     ),
     "rouge": (
-        "rouge-score RougeScorer(use_stemmer=True) F-measure for rouge1/rouge2/rougeL/rougeLsum, max over "
-        "references, mean over questions, 0-100; tokenizer keeps only [a-z0-9] runs"
+        "generation_metrics (answerable questions only), 0-100: rouge1/rouge2/rougeL/rougeLsum are rouge-score "
+        "F-measures with the Porter stemmer, best reference per question, averaged over questions; its "
+        "tokenizer keeps only [a-z0-9] runs, so accented letters vanish ('Beyoncé' -> 'beyonc')."
     ),
     "meteor": (
-        "nltk.translate.meteor_score (alpha=0.9, beta=3, gamma=0.5, WordNet 3.0) on lowercase whitespace "
-        "tokens, max over references, mean over questions, 0-100; an n-word exact match scores "
-        "100*(1-0.5/n^3), so 50 for one word"
+        "generation_metrics (answerable questions only), 0-100: NLTK's METEOR (alpha 0.9, beta 3, gamma 0.5, "
+        "WordNet 3.0) on lower-cased whitespace tokens, best reference per question, averaged. Its "
+        "fragmentation penalty caps an n-word exact match at 100 * (1 - 0.5 / n**3), i.e. 50 for one word; "
+        "its WordNet synonym stage sees Porter-stemmed words, so synonyms match only where stemming leaves "
+        "both words intact ('car'/'auto' do, 'big'/'large' do not). Without WordNet METEOR raises "
+        "WordNetMissingError, whose message says how to install WordNet; it is never reported as 0."
     ),
 }
 
@@ -85,8 +79,8 @@ def classification_metrics(
 ) -> dict:
     """Accuracy, positive-class and macro precision/recall/F1, per-class scores and supports.
 
-    ``labels``/``predictions`` are class indices into ``label_names``. See the module docstring for the
-    choice of ``precision``/``recall``/``f1``.
+    ``labels``/``predictions`` are class indices into ``label_names``. See ``CONVENTIONS["classification"]``
+    for the choice of ``precision``/``recall``/``f1``.
     """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
@@ -329,17 +323,24 @@ def _corpus_bleu(references: list[list[str]], predictions: list[str]) -> float:
     return float(sacrebleu.corpus_bleu(predictions, _reference_streams(references)).score)
 
 
-def _mean_rouge(references: list[list[str]], predictions: list[str]) -> dict[str, float]:
-    """Mean over questions of the best-reference ROUGE F-measures (0-100)."""
+def rouge_per_question(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict[str, list[float]]:
+    """Per question, the best-reference ROUGE F-measures (fractions 0-1), one list per type in ROUGE_TYPES
+    (answerable questions: every question needs a non-blank reference)."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-    for refs, predicted in zip(references, predictions, strict=True):
+    per_type: dict[str, list[float]] = {rouge_type: [] for rouge_type in ROUGE_TYPES}
+    for refs, predicted in zip(_clean_references(references), predictions, strict=True):
         per_reference = [scorer.score(ref, predicted) for ref in refs]
         for rouge_type in ROUGE_TYPES:
-            totals[rouge_type] += max(scores[rouge_type].fmeasure for scores in per_reference)
-    return {rouge_type: 100.0 * total / len(predictions) for rouge_type, total in totals.items()}
+            per_type[rouge_type].append(max(scores[rouge_type].fmeasure for scores in per_reference))
+    return per_type
+
+
+def _mean_rouge(references: list[list[str]], predictions: list[str]) -> dict[str, float]:
+    """Mean over questions of the best-reference ROUGE F-measures (0-100)."""
+    per_type = rouge_per_question(references, predictions)
+    return {rouge_type: 100.0 * sum(values) / len(predictions) for rouge_type, values in per_type.items()}
 
 
 def _meteor_tokens(text: str) -> list[str]:
@@ -347,15 +348,42 @@ def _meteor_tokens(text: str) -> list[str]:
     return text.lower().split()
 
 
-def _mean_meteor(references: list[list[str]], predictions: list[str]) -> float:
-    """Mean over questions of NLTK's multi-reference METEOR (0-100); requires WordNet."""
+def meteor_per_question(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> list[float]:
+    """Per question, NLTK's multi-reference METEOR (fraction 0-1; answerable questions); requires WordNet."""
     wordnet_support.require_wordnet()
     from nltk.translate.meteor_score import meteor_score
 
-    total = 0.0
-    for refs, predicted in zip(references, predictions, strict=True):
-        total += meteor_score([_meteor_tokens(ref) for ref in refs], _meteor_tokens(predicted))
-    return 100.0 * total / len(predictions)
+    return [
+        meteor_score([_meteor_tokens(ref) for ref in refs], _meteor_tokens(predicted))
+        for refs, predicted in zip(_clean_references(references), predictions, strict=True)
+    ]
+
+
+def _mean_meteor(references: list[list[str]], predictions: list[str]) -> float:
+    """Mean over questions of NLTK's multi-reference METEOR (0-100); requires WordNet."""
+    return 100.0 * sum(meteor_per_question(references, predictions)) / len(predictions)
+
+
+def bleu_statistics(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> list[list[int]]:
+    """Per question, sacreBLEU's sufficient statistics (hypothesis length, closest reference length, matching
+    and total 1-4-grams). Their column sums give the corpus BLEU of any subset (:func:`bleu_from_statistics`),
+    which is how sacreBLEU bootstraps; the full-set result equals :func:`generation_metrics`' ``bleu``."""
+    refs = _clean_references(references)
+    stats = _bleu()._extract_corpus_statistics([str(p) for p in predictions], _reference_streams(refs))
+    return [[int(value) for value in row] for row in stats]
+
+
+def bleu_from_statistics(summed: Sequence[float]) -> float:
+    """Corpus BLEU (0-100) from column sums of :func:`bleu_statistics` (the defaults of ``corpus_bleu``)."""
+    return float(_bleu()._compute_score_from_stats(list(summed)).score)
+
+
+@cache
+def _bleu():
+    """sacreBLEU's BLEU with corpus_bleu's defaults (13a, cased, exp smoothing); one instance, reused."""
+    from sacrebleu.metrics import BLEU
+
+    return BLEU()
 
 
 def generation_metrics(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict:

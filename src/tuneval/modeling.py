@@ -13,13 +13,10 @@ from pathlib import Path
 import torch
 
 from tuneval.config import TINY_MODELS, ModelConfig, TinyModelConfig
+from tuneval.errors import ModelLoadError
 
 REF_FILE = "model_ref.json"
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says why and how to fix it."""
 
 
 def is_tiny(name: str) -> bool:
@@ -113,18 +110,93 @@ def resolve(model_dir_or_id: str | Path) -> tuple[str, str | None]:
     return str(model_dir_or_id), None
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with bf16 matrix instructions (AVX512-BF16 or AMX): there bf16 matmuls run ~4x faster
+    than fp32 (870 vs 210 GFLOP/s measured on this project's 2-core machine). Without them torch emulates bf16,
+    slower than fp32. Read from /proc/cpuinfo (Linux); elsewhere False."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_dtype(dtype: str = "auto") -> torch.dtype:
-    """bf16 on CUDA cards that support it, fp32 elsewhere (CPU training in bf16 is slow and lossy)."""
+    """`auto`: bf16 on CUDA cards that support it and on CPUs with native bf16, fp32 elsewhere.
+
+    bf16 changes a few borderline predictions (see benchmarks/README.md, bf16 vs fp32); `float32` reproduces
+    reference implementations exactly (lm-evaluation-harness runs fp32)."""
     if dtype == "auto":
-        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if cuda_bf16 else torch.float32
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     return getattr(torch, dtype)
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # a PEFT adapter directory (LoRA output) instead of full weights
+
+
+def adapter_base(model_dir: str | Path) -> str | None:
+    """The base model a PEFT adapter directory was trained on (None if `model_dir` holds full weights)."""
+    config = Path(model_dir) / ADAPTER_CONFIG
+    return json.loads(config.read_text())["base_model_name_or_path"] if config.is_file() else None
+
+
+def adapter_parameter_count(adapter_dir: str | Path) -> int:
+    """Parameters stored in a PEFT adapter directory (adapters are small: loading them is cheap)."""
+    from safetensors.torch import load_file
+
+    return sum(t.numel() for t in load_file(Path(adapter_dir) / "adapter_model.safetensors").values())
+
+
+def require_trained(finetuned: str | Path, base: str | Path) -> None:
+    """Refuse a "fine-tuned" model whose weights equal its base's (an adapter never applied or never trained:
+    fine-tuned scores equal to zero-shot scores that only look like a result). Compares tensors lazily from the
+    safetensors files and stops at the first difference."""
+    from safetensors import safe_open
+
+    finetuned, base = Path(finetuned), Path(base)
+    if adapter_base(finetuned) is not None:
+        with safe_open(str(finetuned / "adapter_model.safetensors"), "pt") as f:
+            names = f.keys()
+            if any(k.endswith("lora_B.weight") and bool(f.get_tensor(k).any()) for k in names):
+                return  # LoRA's B starts at zero: any non-zero B changes the model
+        same = True
+    else:
+        same = _same_weights(finetuned, base)
+    if same:
+        raise ModelLoadError(
+            f"{finetuned} holds the same weights as its base model {base}: fine-tuning changed nothing (an "
+            "adapter never trained or never applied, or lr too small for the dtype), so its scores would just "
+            "repeat the zero-shot ones. Rerun the train stage and check its loss."
+        )
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    from safetensors import safe_open
+
+    files_a, files_b = sorted(a.glob("*.safetensors")), sorted(b.glob("*.safetensors"))
+    if not files_a or [f.name for f in files_a] != [f.name for f in files_b]:
+        return False
+    for fa, fb in zip(files_a, files_b, strict=True):
+        with safe_open(str(fa), "pt") as x, safe_open(str(fb), "pt") as y:
+            names = x.keys()
+            if set(names) != set(y.keys()):
+                return False
+            for key in names:
+                if not torch.equal(x.get_tensor(key), y.get_tensor(key).to(x.get_tensor(key).dtype)):
+                    return False
+    return True
+
+
 def load_tokenizer(model_dir_or_id: str | Path):
-    """Tokenizer with a pad token (Llama-3 has none: reuse EOS) and left padding for batched generation."""
+    """Tokenizer with a pad token (Llama-3 has none: reuse EOS) and left padding for batched generation.
+    An adapter directory without tokenizer files uses its base model's."""
     from transformers import AutoTokenizer
 
+    base = adapter_base(model_dir_or_id)
+    if base is not None and not (Path(model_dir_or_id) / "tokenizer_config.json").is_file():
+        return load_tokenizer(base)
     name, revision = resolve(model_dir_or_id)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
@@ -136,10 +208,19 @@ def load_tokenizer(model_dir_or_id: str | Path):
     return tokenizer
 
 
-def load_model(model_dir_or_id: str | Path, dtype: str = "auto", device: str | None = None):
-    """`AutoModelForCausalLM.from_pretrained` for tiny dirs, fine-tuned dirs and hub ids alike."""
+def load_model(model_dir_or_id: str | Path, dtype: str = "auto", device: str | None = None, merge: bool = True):
+    """`AutoModelForCausalLM.from_pretrained` for tiny dirs, fine-tuned dirs and hub ids alike.
+
+    A PEFT adapter directory loads its base model, then the adapter on top (peft's `PeftModel.from_pretrained`);
+    `merge` folds the adapter into the weights, which makes inference as fast as the base model's."""
     from transformers import AutoModelForCausalLM
 
+    base = adapter_base(model_dir_or_id)
+    if base is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_model(base, dtype, device), str(model_dir_or_id))
+        return (model.merge_and_unload() if merge else model).eval()
     name, revision = resolve(model_dir_or_id)
     try:
         model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=pick_dtype(dtype))

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 BASE_MODEL = Path("models/base")
-SUMMARY_MD = Path("metrics/summary.md")
-SUMMARY_PNG = Path("metrics/summary.png")
+SUMMARY_MD = Path("report/summary.md")  # not under metrics/: the report stage depends on that whole directory
+SUMMARY_PNG = Path("report/summary.png")
 
 
 def prepared(task: str, split: str) -> Path:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from tuneval import paths
 from tuneval.config import Params
 from tuneval.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
-from tuneval.tasks import get_task
+from tuneval.tasks import Task, get_task
 
 PHASES = ("zeroshot", "finetuned")
 
@@ -39,10 +42,13 @@ def split(task_name: str, params: Params) -> None:
 
 
 def base_model(params: Params) -> None:
-    """Build the tiny model (tokenizer trained on every task's train split) or record a hub model."""
+    """models/base: the tiny model built here, a GGUF converted once into a plain HF directory, or a pinned ref
+    to a hub model. Written atomically: a failure leaves the previous models/base as it was."""
+    from tuneval import gguf_models
     from tuneval.modeling import build_tiny_model, is_tiny, write_model_ref
     from tuneval.tasks import demonstration
 
+    source = gguf_models.locate(params.model) if gguf_models.is_gguf(params.model) else None  # checked first
     with atomic_path(paths.BASE_MODEL) as out:
         if is_tiny(params.model.name):
             texts = [
@@ -52,6 +58,10 @@ def base_model(params: Params) -> None:
             ]
             build_tiny_model(params.model, texts, params.seed, out)
             print(f"built {params.model.name} from {len(texts):,} train texts into {paths.BASE_MODEL}")
+        elif source is not None:
+            out.mkdir()
+            gguf_models.convert(source, out)
+            print(f"converted {source.file} (sha256 {source.sha256[:12]}...) into {paths.BASE_MODEL}")
         else:
             write_model_ref(params.model, out)
             print(f"{paths.BASE_MODEL} points at {params.model.name}@{params.model.revision}")
@@ -60,12 +70,13 @@ def base_model(params: Params) -> None:
 def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> dict[str, Any]:
     """Score the base (zeroshot) or fine-tuned model on every split in eval.splits, same examples both."""
     from tuneval.evaluation import EvalSettings, evaluate
-    from tuneval.metrics import CONVENTIONS
-    from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.modeling import load_model, load_tokenizer, require_trained
 
     task = get_task(task_name)
     model_path = paths.BASE_MODEL if phase == "zeroshot" else paths.finetuned(task.name)
     tokenizer = load_tokenizer(model_path)
+    if phase == "finetuned":
+        require_trained(model_path, paths.BASE_MODEL)
     model = load_model(model_path, dtype=params.model.dtype)
     settings = EvalSettings(
         batch_size=params.eval.batch_size,
@@ -73,6 +84,7 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
         max_new_tokens=params.eval.max_new_tokens,
         num_fewshot=params.eval.num_fewshot,
         seed=params.seed,
+        chat_template=params.eval.chat_template,
     )
     train_rows = read_jsonl(paths.split_file(task.name, "train"))
     results: dict[str, Any] = {}
@@ -81,17 +93,36 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
         scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
         results[split_name] = scores
         write_json(paths.predictions(task.name, phase, split_name), predictions)
-        print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(scores)}")
-    # The conventions (BLEU/ROUGE/METEOR/SQuAD) sit beside the predictions, so `dvc metrics show` stays numeric.
-    write_json(paths.predictions(task.name, phase, "conventions"), CONVENTIONS)
-    results["num_fewshot"] = params.eval.num_fewshot
+        print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(task, scores)}")
+    results["run"] = _run_facts(task, params, model)
+    write_json(paths.predictions(task.name, phase, "run"), _run_record(task, results["run"]))
     write_json(paths.metrics_file(task.name, phase), results)
     return results
 
 
-def _headline(scores: dict[str, Any]) -> str:
-    keys = [k for k in ("accuracy", "f1", "macro_f1", "exact", "best_f1") if k in scores]
-    return ", ".join(f"{k} {scores[k]:.4g}" for k in keys)
+def _run_facts(task: Task, params: Params, model) -> dict[str, Any]:
+    """The `run` entry of a metrics file: run-level facts, short enough for `dvc metrics show` / `dvc exp show`
+    (the template itself, multi-line, is in predictions/<task>/<phase>/run.json)."""
+    import hashlib
+
+    return {
+        "num_fewshot": params.eval.num_fewshot,
+        "prompt_sha": hashlib.sha256(task.prompt.encode()).hexdigest()[:12],
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "chat_template": params.eval.chat_template,
+    }
+
+
+def _run_record(task: Task, facts: dict[str, Any]) -> dict[str, Any]:
+    """predictions/<task>/<phase>/run.json: the run facts, the full prompt template and the metric conventions."""
+    from tuneval.metrics import CONVENTIONS
+
+    return {**facts, "prompt_template": task.prompt, "conventions": CONVENTIONS}
+
+
+def _headline(task: Task, scores: dict[str, Any]) -> str:
+    """The console line: the task's own headline metrics (tasks/<task>.yaml `metrics.headline`)."""
+    return ", ".join(f"{key} {scores[key]:.4g}" for key in task.metrics.headline if key in scores)
 
 
 def train(task_name: str, params: Params) -> None:
@@ -108,20 +139,23 @@ def train(task_name: str, params: Params) -> None:
 
 
 def count_params(task_name: str, params: Params) -> None:
-    """Total, trainable and embedding parameters of the base and the fine-tuned model."""
-    from tuneval.modeling import load_model
+    """Parameters of the base and the fine-tuned model: total, trainable, embedding; for LoRA the adapter too."""
+    from tuneval.modeling import adapter_base, adapter_parameter_count, load_model
     from tuneval.training import TRAINING_INFO
 
-    counts = {}
-    for phase, path in (("base", paths.BASE_MODEL), ("finetuned", paths.finetuned(task_name))):
-        counts[phase] = parameter_counts(load_model(path, dtype="float32", device="cpu"))
-    info = read_json(paths.finetuned(task_name) / TRAINING_INFO)
-    if info["method"] == "lora":  # the published model is merged; the adapters are what was trained
-        counts["finetuned"]["adapter"] = info["trainable_parameters"]
+    finetuned = paths.finetuned(task_name)
+    info = read_json(finetuned / TRAINING_INFO)
+    counts = {"base": parameter_counts(load_model(paths.BASE_MODEL, dtype="float32", device="cpu"))}
+    if adapter_base(finetuned) is not None:  # the adapter is what was trained and is published
+        adapter = adapter_parameter_count(finetuned)
+        counts["finetuned"] = {**counts["base"], "adapter": adapter, "total": counts["base"]["total"] + adapter}
+    else:
+        counts["finetuned"] = parameter_counts(load_model(finetuned, dtype="float32", device="cpu"))
     counts["finetuned"]["trainable"] = info["trainable_parameters"]
     write_json(paths.metrics_file(task_name, "params"), counts)
-    print(f"{task_name}: {counts['finetuned']['total']:,} parameters "
-          f"({counts['finetuned']['embedding']:,} in embeddings)")
+    extra = f", adapter {counts['finetuned']['adapter']:,}" if "adapter" in counts["finetuned"] else ""
+    print(f"{task_name}: base {counts['base']['total']:,} parameters ({counts['base']['embedding']:,} in "
+          f"embeddings), trainable {info['trainable_parameters']:,}{extra}")
 
 
 def parameter_counts(model) -> dict[str, int]:
@@ -139,26 +173,82 @@ def parameter_counts(model) -> dict[str, int]:
 
 
 def publish(task_name: str, params: Params) -> None:
-    """Write publish/<task> (model, tokenizer, model card); upload only if push is on and a token is set."""
-    from tuneval.publishing import build_model_card, push_folder, resolve_repo_id
+    """Write publish/<task> (weights or adapter, model card); upload only if push is on and a token is set.
+
+    A LoRA run publishes its adapter (PEFT format, `base_model` in the card) unless `publish.merge` asks for the
+    merged model. Files are hard links to models/<task> where the filesystem allows: no second copy on disk."""
+    from tuneval.gguf_models import read_source
+    from tuneval.modeling import adapter_base
+    from tuneval.publishing import build_model_card, hub_base_model, push_folder, resolve_repo_id
 
     task = get_task(task_name)
-    metrics = {phase: read_json(paths.metrics_file(task.name, phase)) for phase in PHASES}
+    metrics, rows = _compare_phases(task, params.seed)
+    runs = {phase: metrics[phase]["run"] for phase in PHASES}
     counts = read_json(paths.metrics_file(task.name, "params"))
     repo_id = resolve_repo_id(params, task.name)
+    source = read_source(paths.BASE_MODEL)
+    finetuned = paths.finetuned(task.name)
+    adapter = adapter_base(finetuned) is not None and not params.publish.merge
     with atomic_path(paths.publish_dir(task.name)) as out:
-        shutil.copytree(paths.finetuned(task.name), out)
-        card = build_model_card(task, params, repo_id, metrics, counts)
+        if adapter_base(finetuned) is not None and params.publish.merge:
+            _save_merged(finetuned, out)
+        else:
+            shutil.copytree(finetuned, out, copy_function=_link_or_copy)
+        if adapter:  # the PEFT convention: the adapter names the hub model it goes on
+            _point_adapter_at(out, hub_base_model(params, source) or str(paths.BASE_MODEL))
+        card = build_model_card(task, params, repo_id, rows, runs, counts, source=source, adapter=adapter)
         card.save(out / "README.md")
     push_folder(paths.publish_dir(task.name), params, repo_id)
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def _point_adapter_at(folder: Path, base: str) -> None:
+    config_path = folder / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base
+    config_path.unlink()  # a hard link into models/ (and the DVC cache): replace it, never edit it in place
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _save_merged(adapter_dir: Path, out: Path) -> None:
+    from tuneval.modeling import load_model, load_tokenizer
+
+    model = load_model(adapter_dir, dtype="float32", device="cpu")  # base + adapter, merged
+    model.save_pretrained(out)
+    load_tokenizer(adapter_dir).save_pretrained(out)
+
+
 def report(params: Params) -> None:
-    """metrics/summary.md and metrics/summary.png: task x metric x zero-shot / fine-tuned / delta."""
+    """report/summary.{md,png,json}: task x split x headline metric, zero-shot / fine-tuned / change, with 95%
+    bootstrap intervals from the predictions. Prints summary.md, whose marked block is README.md's table."""
     from tuneval.reporting import write_report
 
-    metrics = {
-        task: {phase: read_json(paths.metrics_file(task, phase)) for phase in PHASES} for task in params.tasks
-    }
-    write_report(metrics, params, paths.SUMMARY_MD, paths.SUMMARY_PNG)
+    tasks = [get_task(name) for name in params.tasks]
+    rows, runs = [], {}
+    for task in tasks:
+        metrics, task_rows = _compare_phases(task, params.seed)
+        rows += task_rows
+        runs[task.name] = {phase: metrics[phase]["run"] for phase in PHASES}
+    write_report(rows, tasks, runs, params, paths.SUMMARY_MD, paths.SUMMARY_PNG, paths.SUMMARY_MD.with_suffix(".json"))
     print(paths.SUMMARY_MD.read_text())
+
+
+def _compare_phases(task: Task, seed: int) -> tuple[dict[str, dict[str, Any]], list]:
+    """Both phases' metrics files, and the comparison rows (with intervals) of every split both evaluated."""
+    from tuneval.config import EVAL_SPLITS
+    from tuneval.reporting import compare_split
+
+    metrics = {phase: read_json(paths.metrics_file(task.name, phase)) for phase in PHASES}
+    rows = []
+    for split_name in EVAL_SPLITS:
+        if all(split_name in metrics[phase] for phase in PHASES):
+            records = {phase: read_json(paths.predictions(task.name, phase, split_name)) for phase in PHASES}
+            scores = {phase: metrics[phase][split_name] for phase in PHASES}
+            rows += compare_split(task, split_name, scores, records, seed)
+    return metrics, rows

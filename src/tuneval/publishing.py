@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tuneval.config import Params
+from tuneval.errors import PublishError
 from tuneval.modeling import is_tiny
+from tuneval.reporting import PHASE_NAMES, PHASES, Row, method_note, run_facts, table_lines
 from tuneval.tasks import Task
 
 HUB_TASK_TYPES = {"multiple_choice": "text-classification", "generate": "question-answering"}
-CARD_METRICS = {  # metric key in our JSON -> (model-index metric type, display name)
-    "accuracy": ("accuracy", "Accuracy"),
-    "f1": ("f1", "F1"),
-    "macro_f1": ("f1", "Macro F1"),
-    "exact": ("exact_match", "Exact match"),
-    "best_f1": ("f1", "Best F1"),
-    "HasAns_f1": ("f1", "HasAns F1"),
-    "NoAns_f1": ("f1", "NoAns F1"),
-    "bleu": ("bleu", "BLEU"),
-    "rougeL": ("rouge", "ROUGE-L"),
-    "meteor": ("meteor", "METEOR"),
-}
-PHASE_NAMES = {"zeroshot": "zero-shot", "finetuned": "fine-tuned"}
-
-
-class PublishError(RuntimeError):
-    """Publishing was asked for but cannot happen; nothing was uploaded."""
 
 
 def resolve_repo_id(params: Params, task: str) -> str:
@@ -36,79 +22,132 @@ def resolve_repo_id(params: Params, task: str) -> str:
     return f"{params.model.name.split('/')[-1].lower()}-tuneval-{task}"
 
 
-def eval_results(task: Task, metrics: dict[str, dict[str, Any]]) -> list:
-    """model-index entries: every headline metric of every evaluated split, for both phases."""
+def eval_results(task: Task, rows: Sequence[Row]) -> list:
+    """model-index entries: every headline metric (the task's own list) of every evaluated split, both phases."""
     from huggingface_hub import EvalResult
 
-    results = []
-    for phase, by_split in metrics.items():
-        for split, scores in by_split.items():
-            if not isinstance(scores, dict) or split == "conventions":
-                continue
-            for key, (metric_type, label) in CARD_METRICS.items():
-                if key in scores:
-                    results.append(EvalResult(
-                        task_type=HUB_TASK_TYPES[task.kind], dataset_type=task.hub_dataset,
-                        dataset_name=task.hub_dataset.split("/")[-1], dataset_split=split,
-                        metric_type=metric_type, metric_name=f"{label} ({PHASE_NAMES[phase]})",
-                        metric_value=round(float(scores[key]), 4),
-                    ))
-    return results
+    spec = task.metrics
+    return [
+        EvalResult(
+            task_type=HUB_TASK_TYPES[task.kind], dataset_type=task.hub_dataset,
+            dataset_name=task.hub_dataset.split("/")[-1], dataset_split=row.split,
+            metric_type=spec.hub_type(row.metric),
+            metric_name=f"{spec.display_name(row.metric)} ({PHASE_NAMES[phase]})",
+            metric_value=round(float(getattr(row, phase)), 4),
+        )
+        for row in rows
+        for phase in PHASES
+    ]
 
 
-def build_model_card(task: Task, params: Params, repo_id: str, metrics: dict[str, dict[str, Any]],
-                     counts: dict[str, dict[str, int]]):
-    """huggingface_hub ModelCard: metadata (base model, dataset, license, model-index) + a readable body."""
+def hub_base_model(params: Params, source: Mapping[str, Any] | None) -> str | None:
+    """The hub id the published weights derive from: a GGUF's upstream model, a hub model, or None (tiny)."""
+    if source is not None:
+        return source.get("upstream") or source.get("hub_repo")
+    return None if is_tiny(params.model.name) else params.model.name
+
+
+def build_model_card(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
+                     runs: Mapping[str, Mapping[str, Any]], counts: dict[str, dict[str, int]],
+                     source: Mapping[str, Any] | None = None, adapter: bool = False):
+    """huggingface_hub ModelCard: metadata (base model, dataset, license, model-index) + a readable body.
+
+    `rows` are the task's comparison rows (reporting.compare_split), `runs` maps phase -> the metrics file's
+    `run` entry, `counts` is metrics/<task>/params.json. The body is `card_sections`, in order. `source` is the
+    GGUF record of models/base (gguf_models.read_source); `adapter` means the folder holds a PEFT adapter,
+    published the PEFT way: `base_model` in the metadata, `library_name: peft`.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
-    base = None if is_tiny(params.model.name) else params.model.name
+    base = hub_base_model(params, source)
+    license_name = (source or {}).get("license_name") or params.publish.license  # a base's terms carry over
+    tags = ["tuneval", task.name, "dvc", *(["lora"] if adapter else []), *(["gguf-dequantized"] if source else [])]
     data = ModelCardData(
-        base_model=base, datasets=[task.hub_dataset], license=params.publish.license, language="en",
-        library_name="transformers", pipeline_tag="text-generation", model_name=repo_id,
-        tags=["tuneval", task.name, "dvc"], eval_results=eval_results(task, metrics),
+        base_model=base, datasets=[task.hub_dataset], license=license_name, language="en",
+        library_name="peft" if adapter else "transformers", pipeline_tag="text-generation", model_name=repo_id,
+        tags=tags, eval_results=eval_results(task, rows),
     )
-    rows = []
-    zeroshot, finetuned = metrics["zeroshot"], metrics["finetuned"]
-    for split, scores in finetuned.items():
-        if not isinstance(scores, dict) or split == "conventions":
-            continue
-        for key, (_, label) in CARD_METRICS.items():
-            if key in scores and key in zeroshot.get(split, {}):
-                before, after = zeroshot[split][key], scores[key]
-                rows.append(f"| {split} | {label} | {before:.4f} | {after:.4f} | {after - before:+.4f} |")
-    body = f"""# {repo_id}
+    sections = card_sections(task, params, repo_id, rows, runs, counts)
+    if source is not None:
+        sections.insert(2, _source_section(source, adapter))
+    body = "\n\n".join(sections) + "\n"
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body)
+
+
+def card_sections(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
+                  runs: Mapping[str, Mapping[str, Any]], counts: dict[str, dict[str, int]]) -> list[str]:
+    """The card body, one markdown section per entry (add a section here to extend the card)."""
+    return [
+        _intro_section(task, params, repo_id),
+        _results_section(task, rows, runs),
+        _training_section(params, counts),
+        _prompt_section(task, runs),
+        _limits_section(task),
+    ]
+
+
+def _intro_section(task: Task, params: Params, repo_id: str) -> str:
+    return f"""# {repo_id}
 
 `{params.model.name}` fine-tuned on **{task.name}** ({task.hub_dataset}) with
 tuneval, a DVC pipeline that scores the model zero-shot and again after fine-tuning,
-with the same code on the same examples.
+with the same code on the same examples."""
 
-## Results
 
-| split | metric | zero-shot | fine-tuned | Δ |
-| --- | --- | ---: | ---: | ---: |
-{chr(10).join(rows)}
+def _results_section(task: Task, rows: Sequence[Row], runs: Mapping[str, Mapping[str, Any]]) -> str:
+    table = "\n".join(table_lines(rows, with_task=False, metric_label=task.metrics.display_name))
+    return f"""## Results
 
-## Training
+Metrics are {"fractions (0-1)" if task.metrics.scale == "fraction" else "percentages (0-100)"}; evaluation:
+{run_facts(runs)}.
+
+{table}
+
+{method_note(rows)}"""
+
+
+def _training_section(params: Params, counts: dict[str, dict[str, int]]) -> str:
+    return f"""## Training
 
 - method: {params.train.method} fine-tuning, loss on the answer tokens only (prompt tokens masked)
 - learning rate {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, seed {params.seed}
 - train split: 80/20 split (seed {params.seed}) of the task's train data (`data.source: {params.data.source}`)
 - parameters: {counts['finetuned']['total']:,} total, {counts['finetuned']['trainable']:,} trainable,
-  {counts['finetuned']['embedding']:,} in embeddings
+  {counts['finetuned']['embedding']:,} in embeddings"""
 
-## Prompt
+
+def _prompt_section(task: Task, runs: Mapping[str, Mapping[str, Any]]) -> str:
+    return f"""## Prompt
+
+Template (sha `{runs["finetuned"].get("prompt_sha")}`):
 
 ```
 {task.prompt}
-```
+```"""
 
-## Intended use and limits
+
+def _source_section(source: Mapping[str, Any], adapter: bool) -> str:
+    upstream = source.get("upstream") or source.get("hub_repo") or "the GGUF's model"
+    origin = (f"pip package `{source['package']}=={source['package_version']}`" if source.get("package")
+              else f"`{source.get('hub_repo') or source['file']}`")
+    terms = "the Gemma Terms of Use" if source.get("license_name") == "gemma" else "see the base model's card"
+    use = (f"Load it with peft on top of `{upstream}`: `PeftModel.from_pretrained(base, repo_id)`."
+           if adapter else "The weights here are a full model.")
+    return f"""## Base weights
+
+The base model is `{upstream}`, but not its original weights: a {source.get('quantization') or 'quantized'}
+GGUF (llama.cpp) from {origin} (sha256 `{source['sha256']}`), dequantized to fp32 by transformers and
+fine-tuned from there. The 4-bit round trip costs some quality against the original checkpoint, and the
+zero-shot numbers above are those of the dequantized model. {use} The base model's license terms apply:
+{terms}."""
+
+
+def _limits_section(task: Task) -> str:
+    return f"""## Intended use and limits
 
 A research artifact for comparing zero-shot and fine-tuned behaviour on {task.name}. It is not a
 general-purpose assistant, has not been evaluated for safety or bias, and inherits the limits and license
-of its base model and of the dataset ({task.hub_dataset}).
-"""
-    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body)
+of its base model and of the dataset ({task.hub_dataset})."""
 
 
 def push_folder(folder: Path, params: Params, repo_id: str, api=None) -> bool:

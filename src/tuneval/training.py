@@ -1,10 +1,14 @@
-"""Completion-only fine-tuning with the Hugging Face Trainer: the loss sees the answer tokens only."""
+"""Completion-only fine-tuning with the Hugging Face Trainer: the loss (and the lm_head) sees the answer tokens only.
+
+The parts: `training_data` (examples as token ids, batch layout), `checkpoints` (resume bookkeeping), this module
+(the Trainer run). Full fine-tuning saves the whole model; LoRA saves the PEFT adapter alone (the unit that is
+published), which evaluation loads on top of models/base.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import re
 import shutil
@@ -15,58 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from tuneval.checkpoints import fingerprint, prepare_checkpoints, resumable_checkpoint, trim_live_logs
 from tuneval.config import Params
-from tuneval.evaluation import build_prompt
-from tuneval.tasks import Task
+from tuneval.training_data import IGNORE_INDEX, answer_positions, data_collator, encode_example
 
-IGNORE_INDEX = -100  # label value the cross-entropy loss skips
-TRAINING_INFO = "tuneval_training.json"  # written beside the fine-tuned weights
-
-
-def encode_example(task: Task, example: dict, tokenizer, max_length: int) -> dict[str, list[int]]:
-    """Prompt ids (same builder as evaluation) + target ids; labels mask the prompt with -100."""
-    target = tokenizer(task.target(example), add_special_tokens=False).input_ids
-    prompt = build_prompt(task, example, [], tokenizer, max_length - len(target))
-    return {"input_ids": prompt + target, "labels": [IGNORE_INDEX] * len(prompt) + target}
-
-
-@dataclass
-class CompletionCollator:
-    """Right-pads a batch to its longest example (never to a global max length)."""
-
-    pad_token_id: int
-
-    def __call__(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(features), width), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[i, :n] = torch.tensor(f["input_ids"])
-            labels[i, :n] = torch.tensor(f["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def data_collator(params: Params, tokenizer, model):
-    """Length-padded batches, or padding-free packing (`train.packing`): one row per micro-batch whose position
-    ids restart at every example; transformers turns that into a block-diagonal causal mask (sdpa / eager) or
-    variable-length kernels (flash-attention), so no example sees another. Labels keep their -100 prompt mask."""
-    if not params.train.packing:
-        return CompletionCollator(tokenizer.pad_token_id)
-    from transformers import DataCollatorWithFlattening
-
-    flash = "flash" in str(getattr(model.config, "_attn_implementation", ""))
-    flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=flash)
-
-    def packed(features):
-        # use_cache=False: transformers only reads packed position ids when there is no KV cache; the model's
-        # default (a cache, even in training) would silently let every example attend to those before it.
-        return {**flatten(features), "use_cache": False}
-
-    return packed
+TRAINING_INFO = "tuneval_training.json"  # written beside the fine-tuned weights (or adapter)
 
 
 def training_arguments(params: Params, output_dir: Path, evaluating: bool = False):
@@ -85,12 +44,13 @@ def training_arguments(params: Params, output_dir: Path, evaluating: bool = Fals
         per_device_eval_batch_size=params.train.per_device_batch_size,
         gradient_accumulation_steps=params.batch_size // per_step,
         lr_scheduler_type="linear",
-        warmup_steps=params.train.warmup_ratio,  # a float < 1 is a fraction of all steps
+        warmup_steps=params.train.warmup_steps,  # a float < 1 is a fraction of all steps
         weight_decay=params.train.weight_decay,
         seed=params.seed,
         data_seed=params.seed,
-        bf16=bf16,
-        activation_checkpointing=params.train.gradient_checkpointing,
+        bf16=bf16,  # autocast: bf16 matmuls, fp32 master weights and optimizer state
+        use_cpu=not torch.cuda.is_available(),  # CPU autocast needs it said explicitly
+        activation_checkpointing=params.train.activation_checkpointing,
         torch_compile=params.train.torch_compile,
         logging_steps=params.train.logging_steps,
         logging_first_step=True,
@@ -108,41 +68,20 @@ def training_arguments(params: Params, output_dir: Path, evaluating: bool = Fals
     )
 
 
-def fingerprint(params: Params, job: TrainJob) -> str:
-    """What a checkpoint was trained from: resuming is only safe when all of it is unchanged."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([params.lr, params.epochs, params.batch_size, params.seed, params.model.dtype,
-                              dataclasses.asdict(params.train)], sort_keys=True).encode())
-    inputs = [job.train_file, job.eval_file] if job.eval_file else [job.train_file]
-    for path in [*inputs, *sorted(p for p in Path(job.base_model).rglob("*") if p.is_file())]:
-        digest.update(path.name.encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+def weights_dtype(params: Params) -> str:
+    """The dtype the base weights are loaded in for training.
 
+    Full fine-tuning keeps fp32 master weights (bf16 compute through autocast where `model.dtype` resolves to
+    bf16): AdamW updates of ~lr x weight vanish in bf16's 8-bit mantissa. LoRA trains only the adapters, which
+    peft keeps in fp32; the frozen base can then sit in bf16 (half the memory, and no per-step weight casts)."""
+    from tuneval.modeling import pick_dtype
 
-def resumable_checkpoint(checkpoint_dir: Path, print_fn=print) -> str | None:
-    """The newest `checkpoint-N` in `checkpoint_dir`, or None (the caller has checked the fingerprint)."""
-    found = sorted(checkpoint_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    complete = [p for p in found if (p / "trainer_state.json").is_file()]  # a kill mid-save leaves no state
-    if complete:
-        print_fn(f"resuming from {complete[-1]}")
-        return str(complete[-1])
-    return None
+    lora_bf16 = params.train.method == "lora" and pick_dtype(params.model.dtype) == torch.bfloat16
+    return "bfloat16" if lora_bf16 else "float32"
 
 
 def _quiet(*_args: object) -> None:
     """print() for ranks other than 0."""
-
-
-def prepare_checkpoints(checkpoint_dir: Path, stamp: str) -> bool:
-    """Keep checkpoints only if they were made from the same fingerprint. Returns True if resuming."""
-    stamp_file = checkpoint_dir / "fingerprint.txt"
-    if stamp_file.is_file() and stamp_file.read_text().strip() == stamp and any(checkpoint_dir.glob("checkpoint-*")):
-        return True
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    checkpoint_dir.mkdir(parents=True)
-    stamp_file.write_text(stamp + "\n")
-    return False
 
 
 def wrap_lora(model, params: Params):
@@ -203,36 +142,39 @@ def live_callback(live):
     return StepAlignedDVCLiveCallback(live=live)
 
 
-def trim_live_logs(live_dir: Path, last_step: int) -> None:
-    """Drop dvclive points after `last_step`: a resumed run logs those steps again (else they would repeat).
-    A line cut short by the kill (too few fields) goes too."""
-    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
-        header, *rows = tsv.read_text().splitlines() or [""]
-        names = header.split("\t")
-        if "step" not in names:  # empty or cut inside the header: dvclive writes it again
-            tsv.unlink()
-            continue
-        column = names.index("step")
-        kept = [row for row in rows if len(row.split("\t")) == len(names) and _step_of(row, column) <= last_step]
-        tsv.write_text("\n".join([header, *kept]) + "\n")
+def answer_loss(model, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Cross-entropy over the answer tokens, with the lm_head run on the answer positions only.
+
+    Equal to the model's own loss (`model(**inputs).loss`: logits at every position, prompt labels -100), summed
+    over answer tokens and divided by `num_items_in_batch` (the Trainer's count over all accumulated micro-batches)
+    or, without it, by this batch's answer tokens. tests/test_training.py checks loss and gradients against it."""
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    keep = answer_positions(labels)
+    logits = model(**inputs, logits_to_keep=keep).logits  # [answer tokens, vocab]
+    targets = labels[:, 1:][keep[:, :-1]]
+    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE_INDEX).sum()
+    return total / count
 
 
-def _step_of(row: str, column: int) -> float:
-    try:
-        return int(row.split("\t")[column])
-    except ValueError:
-        return float("inf")
-
-
-def _monitoring_trainer_class():
+def _completion_trainer_class():
     from transformers import Trainer
 
-    class MonitoringTrainer(Trainer):
-        """A Trainer whose evaluation leaves the random state as it found it: each eval DataLoader draws a seed
-        from torch's global generator, which would reshuffle the following epochs. Watching the eval loss
-        must not change the model (a test trains with and without it and compares the weights)."""
+    class CompletionTrainer(Trainer):
+        """A Trainer with the answer-only loss, and whose evaluation leaves the random state as it found it."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not self.model_accepts_loss_kwargs:  # then the Trainer scales a per-batch mean for accumulation
+                num_items_in_batch = None
+            loss = answer_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # DDP averages; the count was summed over ranks
+            return (loss, {}) if return_outputs else loss  # no logits to hand back: eval is loss-only
 
         def evaluate(self, *args, **kwargs):
+            # Each eval DataLoader draws a seed from torch's global generator, which would reshuffle the
+            # following epochs: watching the eval loss must not change the model (a test compares weights).
             cpu = torch.random.get_rng_state()
             cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
             try:
@@ -242,7 +184,7 @@ def _monitoring_trainer_class():
                 if cuda is not None:
                     torch.cuda.set_rng_state_all(cuda)
 
-    return MonitoringTrainer
+    return CompletionTrainer
 
 
 def train(job: TrainJob, params: Params) -> dict[str, Any]:
@@ -276,10 +218,10 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
 
     task = get_task(job.task)
     tokenizer = load_tokenizer(job.base_model)
-    # fp32 master weights (bf16 autocast where supported); on CPU: the Trainer places it on its rank's device
-    model = load_model(job.base_model, dtype="float32", device="cpu")
+    model = load_model(job.base_model, dtype=weights_dtype(params), device="cpu")  # the Trainer places it
     if params.train.method == "lora":
         model = wrap_lora(model, params)
+        model.peft_config["default"].base_model_name_or_path = str(job.base_model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.train()
     encode = functools.partial(encode_example, task, tokenizer=tokenizer, max_length=params.train.max_length)
@@ -299,7 +241,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
             trim_live_logs(job.live_dir, int(checkpoint.rsplit("-", 1)[1]))
         live = Live(dir=str(job.live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=bool(checkpoint))
         callbacks.append(live_callback(live))
-    trainer = _monitoring_trainer_class()(
+    trainer = _completion_trainer_class()(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -322,11 +264,12 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     }
     if not main:
         return stats
-    if params.train.method == "lora":
-        model = model.merge_and_unload()  # publish and count the merged model; adapters are counted below
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(job.out_dir)
-    tokenizer.save_pretrained(job.out_dir)
+    if params.train.method == "lora":  # the adapter alone (PEFT format); eval loads it on top of the base
+        model.save_pretrained(job.out_dir)
+    else:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.save_pretrained(job.out_dir)
+        tokenizer.save_pretrained(job.out_dir)
     (job.out_dir / TRAINING_INFO).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     print(f"trained {len(dataset)} examples x {params.epochs} epochs on {args.world_size} process(es) in "
           f"{seconds:.1f}s ({tokens / seconds:,.0f} tokens/s, mean loss {result.training_loss:.4f}, "

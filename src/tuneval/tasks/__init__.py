@@ -9,8 +9,41 @@ from typing import Any
 
 import yaml
 
+from tuneval.errors import TaskError
+
 TASK_DIR = Path(__file__).parent
 TASK_NAMES = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
+
+
+SCALES = {"fraction": 4, "percent": 2}  # metric scale -> decimals shown in reports
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """The task's own choice of metrics: `headline` keys (of the engine's scores) are what the console, the
+    report, the README table and the model card show, in order; `hub` gives each its model-index type and name."""
+
+    scale: str = "fraction"  # fraction (0-1) | percent (0-100)
+    headline: list[str] = field(default_factory=list)
+    hub: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"metrics.scale = {self.scale!r}; expected one of {', '.join(SCALES)}")
+        unknown = sorted(set(self.hub) - set(self.headline))
+        if unknown:
+            raise ValueError(f"metrics.hub names {unknown}, which are not in metrics.headline {self.headline}")
+
+    @property
+    def decimals(self) -> int:
+        return SCALES[self.scale]
+
+    def hub_type(self, key: str) -> str:
+        """model-index metric type (e.g. exact_match), the key itself when the task names none."""
+        return self.hub.get(key, {}).get("type", key)
+
+    def display_name(self, key: str) -> str:
+        return self.hub.get(key, {}).get("name", key)
 
 
 @dataclass(frozen=True)
@@ -34,6 +67,12 @@ class Task:
     stop: str | None = None
     truncate_field: str | None = None
     group_by: str | None = None
+    # what to report (tasks own their metrics): see MetricSpec
+    metrics: MetricSpec = field(default_factory=MetricSpec)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, dict):  # as read from the YAML
+            object.__setattr__(self, "metrics", MetricSpec(**self.metrics))
 
     def format_prompt(self, example: dict[str, Any]) -> str:
         """The prompt for one normalized example (no trailing space: continuations start with one)."""
@@ -64,7 +103,7 @@ def get_task(name: str) -> Task:
     """Load `tasks/<name>.yaml`; unknown names list what exists."""
     path = TASK_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise KeyError(f"unknown task {name!r}; defined tasks: {', '.join(TASK_NAMES)} (in {TASK_DIR})")
+        raise TaskError(f"unknown task {name!r}; defined tasks: {', '.join(TASK_NAMES)} (in {TASK_DIR})")
     return Task(**yaml.safe_load(path.read_text()))
 
 

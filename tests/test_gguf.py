@@ -1,0 +1,298 @@
+"""GGUF checkpoints as a model source: a tiny GGUF written here converts into a plain HF directory with the same
+logits and tokenizer; a missing package, a corrupt file or an unsupported architecture is one paragraph and leaves
+models/base as it was; a cached conversion happens once.
+
+No network and no Gemma package: every GGUF is exported here from the project's tiny Llama with gguf's GGUFWriter,
+in llama.cpp's layout (its tensor names, its Q/K row order, its tokenizer keys), as convert_hf_to_gguf.py writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from gguf import GGUFWriter, TokenType
+from repo_helpers import env, merge
+
+from tuneval import gguf_models, pipeline
+from tuneval.config import TinyModelConfig, load_params
+from tuneval.errors import ModelLoadError
+from tuneval.modeling import build_tiny_model, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPE = TinyModelConfig(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                        intermediate_size=64, max_position_embeddings=128)
+TEXTS = [f"a {w} film , the end {i} is {v} ." for i in range(40) for w, v in [("good", "fine"), ("dull", "bad")]]
+SAMPLE = "a good film , the end 17 is bad . Unusual wörds?"
+TOKEN_IDS = torch.tensor([[1, 5, 9, 100, 200, 299], [1, 7, 7, 8, 50, 2]])
+LAYER_TENSORS = {  # HF name inside model.layers.N -> llama.cpp name inside blk.N
+    "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+}
+
+
+# ------------------------------------------------------------------------------------------ writing GGUFs
+def llama_cpp_permute(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's Q/K row order (convert_hf_to_gguf.py `permute`); transformers' `reverse_permute` undoes it."""
+    return weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(
+        weight.shape)
+
+
+def gguf_tensors(model) -> dict[str, np.ndarray]:
+    """The model's weights under llama.cpp's names, Q/K permuted; tied embeddings, so no output.weight."""
+    config, state = model.config, {k: v.float().numpy() for k, v in model.state_dict().items()}
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
+    for i in range(config.num_hidden_layers):
+        names |= {f"model.layers.{i}.{hf}.weight": f"blk.{i}.{gg}.weight" for hf, gg in LAYER_TENSORS.items()}
+    tensors = {}
+    for hf, gg in names.items():
+        weight = state[hf]
+        if ".attn_q." in gg:
+            weight = llama_cpp_permute(weight, config.num_attention_heads)
+        elif ".attn_k." in gg:
+            weight = llama_cpp_permute(weight, config.num_key_value_heads)
+        tensors[gg] = np.ascontiguousarray(weight, dtype=np.float32)
+    return tensors
+
+
+def add_llama_hparams(writer: GGUFWriter, config) -> None:
+    """The llama.* keys transformers maps onto LlamaConfig (GGUF_CONFIG_MAPPING["llama"])."""
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_dimension_count(config.head_dim)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_file_type(0)  # ALL_F32
+
+
+def add_byte_level_tokenizer(writer: GGUFWriter, tokenizer) -> None:
+    """tokenizer.ggml.* for a byte-level BPE (`gpt2`): tokens in id order, merges, types, special ids."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = spec["model"]["vocab"]
+    tokens = sorted(vocab, key=vocab.get)
+    assert [vocab[t] for t in tokens] == list(range(len(tokens))), "ids must be dense for a GGUF token list"
+    special = {added["content"] for added in spec["added_tokens"] if added["special"]}
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]])
+    writer.add_token_types([TokenType.CONTROL if t in special else TokenType.NORMAL for t in tokens])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_add_bos_token(True)  # the tiny tokenizer prepends <s>, like Llama-3
+
+
+def write_gguf(path: Path, architecture: str, tensors: dict[str, np.ndarray], fill=lambda writer: None) -> Path:
+    """A GGUF file: `fill(writer)` adds the metadata, then the F32 tensors."""
+    writer = GGUFWriter(path, architecture)
+    writer.add_name(path.stem)
+    fill(writer)
+    for name, tensor in tensors.items():
+        writer.add_tensor(name, tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Once: the tiny Llama (HF dir), its model + tokenizer, and the same weights exported to tiny.gguf."""
+    from transformers import AutoTokenizer
+
+    root = tmp_path_factory.mktemp("gguf")
+    model_cfg = dataclasses.replace(load_params(REPO / "params.yaml").model, name="tiny-llama", tiny=SHAPE)
+    build_tiny_model(model_cfg, TEXTS, seed=1, out_dir=root / "hf")
+    model = load_model(root / "hf", dtype="float32", device="cpu")
+    tokenizer = AutoTokenizer.from_pretrained(root / "hf")
+
+    def fill(writer: GGUFWriter) -> None:
+        add_llama_hparams(writer, model.config)
+        add_byte_level_tokenizer(writer, tokenizer)
+
+    gguf = write_gguf(root / "tiny.gguf", "llama", gguf_tensors(model), fill)
+    return {"model": model, "tokenizer": tokenizer, "gguf": gguf, "model_cfg": model_cfg}
+
+
+@pytest.fixture
+def params():
+    return load_params(REPO / "params.yaml")
+
+
+def with_model(params, name: str):
+    return dataclasses.replace(params, model=dataclasses.replace(params.model, name=name, gguf_file=None))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A temp repository root holding a previous models/base (a marker file) that failures must keep."""
+    root = tmp_path / "work"
+    (root / "models" / "base").mkdir(parents=True)
+    (root / "models" / "base" / "MARKER").write_text("the previous base model\n")
+    monkeypatch.chdir(root)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every path under root/models (temp dirs included), with file contents."""
+    models = root / "models"
+    return {p.relative_to(models).as_posix(): p.read_bytes() if p.is_file() else None for p in models.rglob("*")}
+
+
+def fails_keeping_base(params, root: Path) -> str:
+    """Run base_model, expect a ModelLoadError, check models/ is byte for byte as before; the message."""
+    before = snapshot(root)
+    with pytest.raises(ModelLoadError) as excinfo:
+        pipeline.base_model(params)
+    assert snapshot(root) == before, "a failed base_model must leave models/ exactly as it was"
+    message = str(excinfo.value)
+    assert "\n" not in message and "Traceback" not in message, f"not one paragraph: {message!r}"
+    return message
+
+
+# ------------------------------------------------------------------------------------- 1. conversion works
+def assert_plain_copy_of_tiny(out: Path, tiny) -> None:
+    """out is a plain HF dir with the tiny model's logits and tokenizer."""
+    from transformers import AutoTokenizer
+
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    converted = load_model(out, dtype="float32", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(converted(TOKEN_IDS).logits, tiny["model"](TOKEN_IDS).logits, atol=1e-5, rtol=0)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer(SAMPLE).input_ids == tiny["tokenizer"](SAMPLE).input_ids
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<s>", "</s>", "<pad>")
+
+
+def test_convert_gives_the_same_model_and_tokenizer(tiny, tmp_path):
+    source = gguf_models.locate(dataclasses.replace(tiny["model_cfg"], name=str(tiny["gguf"])))
+    out = tmp_path / "converted"
+    out.mkdir()
+    gguf_models.convert(source, out)
+    assert_plain_copy_of_tiny(out, tiny)
+    record = gguf_models.read_source(out)
+    assert record["file"] == str(tiny["gguf"].resolve()) and record["architecture"] == "llama"
+    assert record["sha256"] == hashlib.sha256(tiny["gguf"].read_bytes()).hexdigest()
+
+
+def test_base_model_stage_converts_a_local_gguf(tiny, params, workdir):
+    pipeline.base_model(with_model(params, str(tiny["gguf"])))
+    base = workdir / "models" / "base"
+    assert not (base / "MARKER").exists(), "a successful run replaces the previous models/base"
+    assert_plain_copy_of_tiny(base, tiny)
+    assert gguf_models.read_source(base)["architecture"] == "llama"
+    assert sorted(p.name for p in (workdir / "models").iterdir()) == ["base"], "no temp dirs left beside it"
+
+
+# ----------------------------------------------------------------- 2. errors: one paragraph, base kept
+def test_missing_model_package_names_the_pip_command(params, workdir, monkeypatch):
+    spec = gguf_models.PackagedGGUF(
+        package="tuneval-no-such-gguf", version="9.9.9", module="tuneval_no_such_gguf", sha256="0" * 64,
+        upstream="nobody/nothing", quantization="Q4_K_M", license_name="none", license_file="NONE")
+    monkeypatch.setattr(gguf_models, "OFFLINE_MODELS", {"fake-270m": spec})
+    message = fails_keeping_base(with_model(params, "fake-270m"), workdir)
+    assert "pip install tuneval-no-such-gguf==9.9.9" in message
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """An installed-looking package (module + dist-info on sys.path) whose assemble() writes a small file."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tuneval_fake_gguf.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def assemble():\n"
+        "    path = Path(__file__).with_name('fake.gguf')\n"
+        "    path.write_bytes(b'GGUF not really the packaged model')\n"
+        "    return str(path)\n")
+    dist = site / "tuneval_fake_gguf-1.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tuneval-fake-gguf\nVersion: 1.0.0\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    sys.modules.pop("tuneval_fake_gguf", None)
+
+
+def test_corrupt_packaged_gguf_names_file_and_both_hashes(params, workdir, monkeypatch, fake_package):
+    expected = "ab" * 32
+    spec = gguf_models.PackagedGGUF(
+        package="tuneval-fake-gguf", version="1.0.0", module="tuneval_fake_gguf", sha256=expected,
+        upstream="nobody/nothing", quantization="Q4_K_M", license_name="none", license_file="NONE")
+    monkeypatch.setattr(gguf_models, "OFFLINE_MODELS", {"fake-270m": spec})
+    message = fails_keeping_base(with_model(params, "fake-270m"), workdir)
+    file = fake_package / "fake.gguf"
+    actual = hashlib.sha256(file.read_bytes()).hexdigest()
+    for text in (str(file), actual, expected, "tuneval-fake-gguf==1.0.0"):
+        assert text in message, f"{text!r} not in {message!r}"
+
+
+def write_unsupported_gguf(path: Path) -> Path:
+    """A well-formed GGUF of an architecture transformers cannot load from GGUF."""
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    assert "rwkv7" not in GGUF_SUPPORTED_ARCHITECTURES
+    return write_gguf(path, "rwkv7", {"token_embd.weight": np.zeros((8, 4), dtype=np.float32)},
+                      lambda writer: writer.add_block_count(1))
+
+
+def test_unsupported_architecture_names_it_and_the_supported_ones(params, workdir, tmp_path):
+    gguf = write_unsupported_gguf(tmp_path / "rwkv.gguf")
+    message = fails_keeping_base(with_model(params, str(gguf)), workdir)
+    assert "'rwkv7'" in message and str(gguf.resolve()) in message
+    assert all(name in message for name in ("llama", "gemma3", "qwen2")), message
+
+
+def test_base_model_stage_script_prints_one_error_and_exits_1(tmp_path):
+    """`python stages/base_model.py` on an unsupported GGUF: `error: ...` on one line, no traceback."""
+    gguf = write_unsupported_gguf(tmp_path / "rwkv.gguf")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(merge(raw, {"model": {"name": str(gguf), "gguf_file": None}})))
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "models" / "base" / "MARKER").write_text("keep me\n")
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "base_model.py"), "--params", "p.yaml"],
+                          cwd=tmp_path, env=env(HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "'rwkv7'" in lines[0], proc.stderr
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["base"]
+    assert [p.name for p in (tmp_path / "models" / "base").iterdir()] == ["MARKER"]
+
+
+# ---------------------------------------------------------------------------------- 3. cached conversion
+def test_cached_conversion_converts_once(tiny, tmp_path, monkeypatch, capsys):
+    calls = []
+    real_convert = gguf_models.convert
+
+    def counting_convert(source, out_dir):
+        calls.append(source.file)
+        real_convert(source, out_dir)
+
+    monkeypatch.setattr(gguf_models, "convert", counting_convert)
+    model_cfg = dataclasses.replace(tiny["model_cfg"], name=str(tiny["gguf"]))
+    first = gguf_models.cached_conversion(model_cfg, cache_root=tmp_path / "cache")
+    stamp = (first / gguf_models.SOURCE_FILE).stat().st_mtime_ns
+    second = gguf_models.cached_conversion(model_cfg, cache_root=tmp_path / "cache")
+    assert first == second and first.parent == tmp_path / "cache"
+    assert first.name == hashlib.sha256(tiny["gguf"].read_bytes()).hexdigest()[:16]
+    assert len(calls) == 1, "the second call must reuse the converted directory"
+    assert (second / gguf_models.SOURCE_FILE).stat().st_mtime_ns == stamp
+    assert capsys.readouterr().out.count("converting ") == 1
+    assert_plain_copy_of_tiny(first, tiny)
