@@ -150,7 +150,9 @@ def test_normalize_squad_keeps_schema_columns():
 # --------------------------------------------------------------------------------------------------- split
 @pytest.fixture(scope="module")
 def sample_params(repo_root):
-    return load_params(repo_root / "params.yaml")
+    """The bundled sample, uncapped (the default study caps it with data.max_examples)."""
+    params = load_params(repo_root / "params.yaml")
+    return dataclasses.replace(params, data=dataclasses.replace(params.data, source="sample", max_examples=None))
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +291,7 @@ def test_load_raw_local_validates(write_params, tmp_path):
 
 @pytest.mark.parametrize(("task", "count"), [(SST2, 872), (SQUAD, 11873)])
 def test_load_raw_local_shared_validation(write_params, shared_data, task, count):
-    params = load_params(write_params(data={"source": "local", "local_dir": str(shared_data)}))
+    params = load_params(write_params(data={"source": "local", "local_dir": str(shared_data), "max_examples": None}))
     rows, origin = load_raw(task, "validation", params)
     assert origin.startswith(str(shared_data))
     assert len(rows) == count

@@ -178,3 +178,59 @@ def test_batched_prompt_building_equals_one_by_one(tiny):
     batched = P.build_prompts(task, rows, demos, tok, 120)
     assert batched == [P.build_prompt(task, r, d, tok, 120) for r, d in zip(rows, demos, strict=True)]
     assert max(len(p) for p in batched) <= 120
+
+
+def _shared_context_rows() -> list[dict]:
+    """SQuAD-like rows: three contexts, four questions each (the dev set has ~10 per context)."""
+    rows = []
+    for c in range(3):
+        context = f"The river {c} flows through the town of Alder{c} in the north. It is {c + 3} miles long. " * 2
+        for q, question in enumerate(["Which town?", "How long is the river?", "Where is it?", "What flows?"]):
+            answerable = q != 3
+            rows.append({"id": f"c{c}q{q}", "title": f"T{c}", "context": context, "question": question,
+                         "answers": {"text": [f"Alder{c}"] if answerable else [],
+                                     "answer_start": [context.index(f"Alder{c}")] if answerable else []}})
+    return rows
+
+
+@pytest.mark.parametrize("abstain_text", [" unanswerable", " there is no answer here"])
+def test_shared_prefix_generation_equals_the_unshared_path(tiny, abstain_text):
+    """Greedy outputs and no-answer log-probabilities equal HF generate + a separate scoring pass (fp32), for a
+    one-token and a multi-token abstention; and the shared path really runs each shared prefix once."""
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    rows = _shared_context_rows()
+    prompts = P.build_prompts(task, rows, [[]] * len(rows), tok, 256)
+    abstain = P.continuation_ids(tok, abstain_text)
+    fed = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda _m, args, _o: fed.append(tuple(args[0].shape)))
+    texts, lps = E.generate_shared(model, tok, prompts, "\n", 6, batch_size=8, abstain=abstain)
+    hook.remove()
+    ref_texts = E.generate(model, tok, prompts, "\n", 6, batch_size=5)
+    ref_lps = E.loglikelihoods(model, tok, [(p, abstain) for p in prompts], batch_size=5)
+    assert texts == ref_texts
+    assert lps == pytest.approx(ref_lps, abs=1e-4)
+    groups = E.prefix_groups(prompts, 8)
+    assert [len(g.members) for g in groups] == [4, 4, 4] and all(g.prefix_len > 20 for g in groups)
+    prefix_calls = [shape for shape in fed if shape[0] == 1 and shape[1] > 20]
+    assert sorted(prefix_calls) == sorted((1, g.prefix_len) for g in groups)  # each shared prefix: once, alone
+    widest_suffix = max(len(p) - g.prefix_len for g in groups for p in (prompts[i] for i in g.members))
+    assert all(shape[1] <= widest_suffix for shape in fed if shape[0] > 1)  # no other call sees a whole prompt
+
+
+def test_no_answer_probability_keeps_full_precision(tiny):
+    """Kept as log-probability and its exact exp(): rounding to 8 decimals would tie a pretrained model's
+    1e-9-scale values and change the official best_* sweep (shown on crafted predictions)."""
+    import math
+
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    predictions = E.predict(task, model, tok, _shared_context_rows(), [], E.EvalSettings(max_new_tokens=4))
+    assert all(p["no_answer_prob"] == math.exp(p["no_answer_logprob"]) for p in predictions)
+    crafted = [  # the answerable question is more confident than the unanswerable one, by 2e-9
+        {"id": "b", "gold": [], "prediction": "y", "generated": " y", "no_answer_prob": 3e-9},
+        {"id": "a", "gold": ["x"], "prediction": "x", "generated": " x", "no_answer_prob": 1e-9},
+    ]
+    rounded = [{**p, "no_answer_prob": round(p["no_answer_prob"], 8)} for p in crafted]
+    assert E.score(task, crafted)["best_f1"] == 100.0  # threshold between the two: both right
+    assert E.score(task, rounded)["best_f1"] < 100.0  # tied at 0: the sweep cannot separate them

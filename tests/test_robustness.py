@@ -222,7 +222,7 @@ def test_killed_evaluation_leaves_no_half_written_file_and_a_rerun_completes(tmp
     assert metrics.read_bytes() == previous, "the metrics must still be the previous complete version"
     assert [p.name.startswith(".zeroshot.json.") for p in metrics.parent.iterdir()].count(True) == 1, (
         "the killed write leaves exactly one hidden temp dir (SIGKILL skips cleanup)")
-    assert files_under(preds) == ["conventions.json", "test.json", "validation.json"]
+    assert files_under(preds) == ["run.json", "test.json", "validation.json"]
     for path in preds.iterdir():
         json.loads(path.read_text())  # written before the kill: complete
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,9 +28,10 @@ KILL_AT_STEP = 5  # after checkpoint-4 was written (save_steps=2), before the en
 
 def small_params(**train):
     params = load_params(REPO / "params.yaml")
-    return dataclasses.replace(
-        params, epochs=2, batch_size=8,
-        train=dataclasses.replace(params.train, **{"per_device_batch_size": 4, "save_steps": 2, "logging_steps": 1,
+    return dataclasses.replace(  # fp32 and the seed's lr: equivalence checks (packing) hold to 1e-5 there
+        params, epochs=2, batch_size=8, lr=2e-5, model=dataclasses.replace(params.model, dtype="float32"),
+        train=dataclasses.replace(params.train, **{"method": "full", "per_device_batch_size": 4, "save_steps": 2,
+                                                    "logging_steps": 1,
                                                     "max_length": 128, "eval_examples": 8, "eval_steps": 3, **train}),
     )
 
@@ -302,3 +304,29 @@ def test_trim_live_logs_keeps_steps_up_to_the_checkpoint_and_drops_cut_lines(tmp
     assert (metrics / "loss.tsv").read_text() == "step\tloss\n1\t5.0\n2\t4.5\n"
     assert (metrics / "eval" / "loss.tsv").read_text() == "step\tloss\n2\t4.9\n"
     assert not (metrics / "grad_norm.tsv").exists()
+
+
+def test_eval_refuses_a_finetuned_model_equal_to_its_base(setup, tmp_path):
+    """An adapter that never trained (LoRA B still zero) or a full model identical to the base is refused,
+    naming both paths; a trained adapter passes."""
+    from safetensors.torch import load_file, save_file
+
+    from tuneval.errors import ModelLoadError
+    from tuneval.modeling import require_trained
+
+    trained = setup / "lora" / "model"
+    if not trained.is_dir():
+        trained = _train(setup, "lora", small_params(method="lora"))
+    require_trained(trained, setup / "base")  # a real adapter: no error
+
+    untrained = tmp_path / "untrained"
+    shutil.copytree(trained, untrained)
+    weights = load_file(untrained / "adapter_model.safetensors")
+    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()},
+              untrained / "adapter_model.safetensors")
+    copy_of_base = tmp_path / "copy"
+    shutil.copytree(setup / "base", copy_of_base)
+    for finetuned in (untrained, copy_of_base):
+        with pytest.raises(ModelLoadError) as err:
+            require_trained(finetuned, setup / "base")
+        assert str(finetuned) in str(err.value) and str(setup / "base") in str(err.value)

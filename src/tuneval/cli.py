@@ -32,6 +32,17 @@ def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dic
     return rows, normalize(task, load_raw(task, "train", params)[0])
 
 
+def resolve_model_arg(model: str, params) -> str:
+    """A model directory or hub id as given; a GGUF (`gemma-3-270m`, a .gguf file) is converted once into
+    ~/.cache/tuneval/gguf/ and that plain directory is used from then on."""
+    from dataclasses import replace
+
+    from tuneval import gguf_models
+
+    model_cfg = replace(params.model, name=model, gguf_file=None)
+    return str(gguf_models.cached_conversion(model_cfg)) if gguf_models.is_gguf(model_cfg) else model
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from tuneval.evaluation import EvalSettings, evaluate
     from tuneval.modeling import load_model, load_tokenizer
@@ -48,8 +59,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         num_fewshot=args.num_fewshot,
         seed=params.seed,
     )
-    tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model, dtype=args.dtype)
+    model_path = resolve_model_arg(args.model, params)
+    tokenizer = load_tokenizer(model_path)
+    model = load_model(model_path, dtype=args.dtype)
     scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
     print(f"{task.name} [{args.split}] {len(rows):,} examples, {args.num_fewshot}-shot, model {args.model}")
     for key, value in scores.items():
@@ -66,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tuneval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("eval", help="score a model on a task (same engine as the pipeline)")
-    ev.add_argument("--model", required=True, help="model directory (e.g. models/sst2) or hub id")
+    ev.add_argument("--model", required=True,
+                    help="model directory (e.g. models/sst2), hub id, .gguf file or gemma-3-270m (offline GGUF)")
     ev.add_argument("--task", required=True, help="sst2 | squad_v2")
     ev.add_argument("--split", default="validation", choices=["validation", "test"])
     ev.add_argument("--num-fewshot", type=int, default=0)

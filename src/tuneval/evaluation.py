@@ -3,8 +3,9 @@
 Hot paths are batched: examples sorted by length, left padding with explicit position ids, one forward pass
 per batch for label scoring (logits kept only for the continuation tokens). Generation shares work between
 prompts with a common prefix (SQuAD questions on one context): the prefix is run once, its KV cache is copied
-to every question, and one forward pass over the question suffixes both starts greedy decoding and scores the
-abstention answer (however many tokens it has), so no prompt is ever run twice.
+to every question, one forward pass over the question suffixes starts greedy decoding and scores the first
+abstention token, and a multi-token abstention continues from that cache, so no prompt is ever run twice.
+Groups are then decoded together in batches: on a CPU a decoding step is bound by reading the weights.
 """
 
 from __future__ import annotations
@@ -182,74 +183,137 @@ def _cache_kw(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+@dataclass
+class DecodeState:
+    """Rows ready for greedy decoding: their KV cache, attention mask, last position and next token."""
+
+    cache: Any
+    mask: torch.Tensor
+    last_pos: torch.Tensor
+    next_token: torch.Tensor
+    members: list[int]  # prompt indices, one per row
+
+
 @torch.inference_mode()
-def _decode_group(model, pad_id: int, prompts: Sequence[list[int]], prefix_len: int, stops: torch.Tensor,
-                  max_new_tokens: int, abstain: Sequence[int]) -> tuple[list[list[int]], list[float]]:
-    """Greedy continuations of `prompts` (which share `prefix_len` tokens) and log p(abstain | prompt) for each.
+def _start_group(model, pad_id: int, prompts: Sequence[list[int]], group: PrefixGroup, abstain: Sequence[int]
+                 ) -> tuple[DecodeState, list[float]]:
+    """Prefill one group; returns its rows ready to decode and log p(abstain | prompt) for each.
 
     1. The shared prefix runs once (batch 1); its KV cache is repeated for every row.
-    2. One pass over the suffixes, left-padded between prefix and suffix with explicit position ids: rows
-       0..n-1 are the suffixes (their last logits start decoding); for a k-token abstention, rows n..2n-1 are
-       suffix + abstain[:-1], whose last k logits score it. Their cache rows are then dropped.
-    3. Greedy decoding, one token per step for the unfinished rows only (finished rows leave the batch)."""
+    2. One pass over the suffixes, left-padded between prefix and suffix with explicit position ids. Their last
+       logits give the first answer token and p(abstain[0] | prompt).
+    3. A k-token abstention continues from a copy of that cache with abstain[:-1] (k-1 tokens per row, never
+       the prompt again) for the rest of its probability; the copy is then dropped."""
+    import copy
+
     from transformers import DynamicCache
 
-    device, kw, n, k = model.device, _cache_kw(model), len(prompts), len(abstain)
+    device, kw, n, p = model.device, _cache_kw(model), len(group.members), group.prefix_len
     cache = DynamicCache(config=model.config)
-    if prefix_len:
-        prefix = torch.tensor([prompts[0][:prefix_len]], device=device)
+    if p:
+        prefix = torch.tensor([prompts[group.members[0]][:p]], device=device)
         model(input_ids=prefix, use_cache=True, logits_to_keep=1, **{kw: cache})
-    rows = [p[prefix_len:] for p in prompts]
-    if k > 1:
-        rows += [r + list(abstain[:-1]) for r in rows]
-    ids, suffix_mask, _ = _left_pad(rows, pad_id, device)
-    cache.batch_repeat_interleave(len(rows))
-    mask = torch.cat([torch.ones(len(rows), prefix_len, dtype=torch.long, device=device), suffix_mask], dim=1)
-    positions = prefix_len + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                   logits_to_keep=k, **{kw: cache}).logits.float()
-    logprobs = F.log_softmax(logits, dim=-1)
-    target = torch.tensor(list(abstain), device=device)
-    scored = logprobs[n:] if k > 1 else logprobs[:n]
-    abstain_lp = scored.gather(-1, target.expand(n, k).unsqueeze(-1)).squeeze(-1).sum(-1).tolist()
-    if k > 1:
-        keep = torch.arange(n, device=device)
-        cache.batch_select_indices(keep)
-        mask, positions = mask[:n], positions[:n]
-    next_token = logprobs[:n, -1].argmax(-1)
-    outputs: list[list[int]] = [[] for _ in range(n)]
-    active = torch.arange(n, device=device)
-    last_pos = positions[:, -1]
+    ids, suffix_mask, _ = _left_pad([prompts[i][p:] for i in group.members], pad_id, device)
+    cache.batch_repeat_interleave(n)
+    mask = torch.cat([torch.ones(n, p, dtype=torch.long, device=device), suffix_mask], dim=1)
+    positions = p + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+    last = F.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                 logits_to_keep=1, **{kw: cache}).logits[:, -1].float(), dim=-1)
+    abstain_lp = last[:, abstain[0]]
+    if len(abstain) > 1:
+        k = len(abstain) - 1
+        ids = torch.tensor([list(abstain[:-1])] * n, device=device)
+        more = model(input_ids=ids, attention_mask=torch.cat([mask, mask.new_ones(n, k)], dim=1),
+                     position_ids=positions[:, -1:] + 1 + torch.arange(k, device=device), use_cache=True,
+                     logits_to_keep=k, **{kw: copy.deepcopy(cache)}).logits.float()
+        target = torch.tensor(list(abstain[1:]), device=device).expand(n, k)
+        abstain_lp = abstain_lp + F.log_softmax(more, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1)
+    state = DecodeState(cache, mask, positions[:, -1], last.argmax(-1), list(group.members))
+    return state, abstain_lp.tolist()
+
+
+def _merge(model, states: Sequence[DecodeState]) -> DecodeState:
+    """One decoding batch from several groups: caches and masks left-padded to the longest (pads masked out),
+    exactly like left padding in batched generation. Decoding is bound by reading the weights once per step, so
+    a step for 32 rows costs about what a step for 2 rows does."""
+    from transformers import DynamicCache
+
+    if len(states) == 1:
+        return states[0]
+    width = max(s.mask.shape[1] for s in states)
+    layers = []
+    for per_group in zip(*(list(s.cache) for s in states), strict=True):  # per layer: (keys, values, ...) each
+        keys = [F.pad(kv[0], (0, 0, width - kv[0].shape[-2], 0)) for kv in per_group]
+        values = [F.pad(kv[1], (0, 0, width - kv[1].shape[-2], 0)) for kv in per_group]
+        layers.append((torch.cat(keys), torch.cat(values)))
+    return DecodeState(
+        cache=DynamicCache(ddp_cache_data=layers, config=model.config),
+        mask=torch.cat([F.pad(s.mask, (width - s.mask.shape[1], 0)) for s in states]),
+        last_pos=torch.cat([s.last_pos for s in states]),
+        next_token=torch.cat([s.next_token for s in states]),
+        members=[m for s in states for m in s.members],
+    )
+
+
+@torch.inference_mode()
+def _greedy(model, state: DecodeState, stops: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
+    """Greedy decoding, one token per step for the unfinished rows only (finished rows leave the batch)."""
+    kw, cache, mask, last_pos, next_token = _cache_kw(model), state.cache, state.mask, state.last_pos, state.next_token
+    outputs: list[list[int]] = [[] for _ in state.members]
+    active = torch.arange(len(state.members), device=model.device)
     for step in range(max_new_tokens):
         for row, token in zip(active.tolist(), next_token.tolist(), strict=True):
             outputs[row].append(token)
         running = ~torch.isin(next_token, stops)
         if step == max_new_tokens - 1 or not running.any():
             break
-        if not running.all():  # finished rows leave the batch (and the cache)
+        if not running.all():
             kept = running.nonzero().squeeze(-1)
             cache.batch_select_indices(kept)
             active, next_token, mask, last_pos = active[kept], next_token[kept], mask[kept], last_pos[kept]
-        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long, device=device)], dim=1)
+        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long, device=mask.device)], dim=1)
         last_pos = last_pos + 1
-        step_logits = model(input_ids=next_token[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                            use_cache=True, logits_to_keep=1, **{kw: cache}).logits[:, -1]
-        next_token = step_logits.float().argmax(-1)
-    return outputs, abstain_lp
+        logits = model(input_ids=next_token[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+                       use_cache=True, logits_to_keep=1, **{kw: cache}).logits[:, -1]
+        next_token = logits.float().argmax(-1)
+    return outputs
+
+
+def _mergeable_width(model, max_new_tokens: int) -> int:
+    """Longest cache that can be merged with others: below the sliding window (if any), where sliding layers
+    still hold every token, so left padding them is exact. Longer groups decode on their own."""
+    window = getattr(model.config.get_text_config(), "sliding_window", None)
+    return 10**9 if not window else window - 1 - max_new_tokens
 
 
 def generate_shared(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_tokens: int, batch_size: int,
                     abstain: Sequence[int], share_prefix: bool = True) -> tuple[list[str], list[float]]:
-    """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes."""
+    """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes; groups are
+    prefilled one by one, then decoded together in batches of about `batch_size` rows."""
     stops = torch.tensor(stop_token_ids(tokenizer, stop), device=model.device)
     groups = prefix_groups(prompts, batch_size, min_shared=MIN_SHARED_TOKENS if share_prefix else 10**9)
     texts, abstain_lp = [""] * len(prompts), [math.nan] * len(prompts)
+    limit = _mergeable_width(model, max_new_tokens)
+
+    def decode(states: list[DecodeState]) -> None:
+        state = _merge(model, states)
+        for i, tokens in zip(state.members, _greedy(model, state, stops, max_new_tokens), strict=True):
+            texts[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+
+    pending: list[DecodeState] = []
     for group in tqdm(groups, desc="generating", leave=False):
-        tokens, lps = _decode_group(model, tokenizer.pad_token_id, [prompts[i] for i in group.members],
-                                    group.prefix_len, stops, max_new_tokens, abstain)
-        for i, out, lp in zip(group.members, tokens, lps, strict=True):
-            texts[i] = tokenizer.decode(out, skip_special_tokens=True)
+        state, lps = _start_group(model, tokenizer.pad_token_id, prompts, group, abstain)
+        for i, lp in zip(group.members, lps, strict=True):
             abstain_lp[i] = lp
+        if state.mask.shape[1] > limit:
+            decode([state])
+            continue
+        pending.append(state)
+        if sum(len(s.members) for s in pending) >= batch_size:
+            decode(pending)
+            pending = []
+    if pending:
+        decode(pending)
     return texts, abstain_lp
 
 

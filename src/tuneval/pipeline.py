@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from tuneval import paths
 from tuneval.config import Params
 from tuneval.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from tuneval.tasks import Task, get_task
+from tuneval.usage import peak_memory_mb
 
 PHASES = ("zeroshot", "finetuned")
 
@@ -60,8 +62,10 @@ def base_model(params: Params) -> None:
             print(f"built {params.model.name} from {len(texts):,} train texts into {paths.BASE_MODEL}")
         elif source is not None:
             out.mkdir()
+            start = time.perf_counter()
             gguf_models.convert(source, out)
-            print(f"converted {source.file} (sha256 {source.sha256[:12]}...) into {paths.BASE_MODEL}")
+            print(f"converted {source.file} (sha256 {source.sha256[:12]}...) into {paths.BASE_MODEL} in "
+                  f"{time.perf_counter() - start:.0f}s, peak memory {peak_memory_mb():,.0f} MiB")
         else:
             write_model_ref(params.model, out)
             print(f"{paths.BASE_MODEL} points at {params.model.name}@{params.model.revision}")
@@ -72,6 +76,7 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
     from tuneval.evaluation import EvalSettings, evaluate
     from tuneval.modeling import load_model, load_tokenizer, require_trained
 
+    start = time.perf_counter()
     task = get_task(task_name)
     model_path = paths.BASE_MODEL if phase == "zeroshot" else paths.finetuned(task.name)
     tokenizer = load_tokenizer(model_path)
@@ -94,6 +99,7 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
         results[split_name] = scores
         write_json(paths.predictions(task.name, phase, split_name), predictions)
         print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(task, scores)}")
+    print(f"{task.name} {phase}: {time.perf_counter() - start:.0f}s, peak memory {peak_memory_mb():,.0f} MiB")
     results["run"] = _run_facts(task, params, model)
     write_json(paths.predictions(task.name, phase, "run"), _run_record(task, results["run"]))
     write_json(paths.metrics_file(task.name, phase), results)

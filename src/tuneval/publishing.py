@@ -42,9 +42,13 @@ def eval_results(task: Task, rows: Sequence[Row]) -> list:
 
 def hub_base_model(params: Params, source: Mapping[str, Any] | None) -> str | None:
     """The hub id the published weights derive from: a GGUF's upstream model, a hub model, or None (tiny)."""
+    from tuneval.gguf_models import OFFLINE_MODELS
+
     if source is not None:
         return source.get("upstream") or source.get("hub_repo")
-    return None if is_tiny(params.model.name) else params.model.name
+    if params.model.name in OFFLINE_MODELS:
+        return OFFLINE_MODELS[params.model.name].upstream
+    return None if is_tiny(params.model.name) or params.model.name.endswith(".gguf") else params.model.name
 
 
 def build_model_card(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
