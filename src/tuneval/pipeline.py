@@ -198,8 +198,8 @@ def publish(task_name: str, params: Params) -> None:
     with atomic_path(paths.publish_dir(task.name)) as out:
         if adapter_base(finetuned) is not None and params.publish.merge:
             _save_merged(finetuned, out)
-        else:
-            shutil.copytree(finetuned, out, copy_function=_link_or_copy)
+        else:  # README.md: the card below replaces peft's stub (a link would write through into models/)
+            shutil.copytree(finetuned, out, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("README.md"))
         if adapter:  # the PEFT convention: the adapter names the hub model it goes on
             _point_adapter_at(out, hub_base_model(params, source) or str(paths.BASE_MODEL))
         card = build_model_card(task, params, repo_id, rows, runs, counts, source=source, adapter=adapter)
@@ -208,6 +208,7 @@ def publish(task_name: str, params: Params) -> None:
 
 
 def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (no second copy on disk); linked files are never written to, only replaced."""
     try:
         os.link(src, dst)
     except OSError:  # another filesystem, or links not allowed
