@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from benchlib import loop_timer  # benchmarks/ is on sys.path when run as a script
 
 from tuneval.config import load_params
 from tuneval.data import SAMPLE_DIR, normalize
@@ -40,20 +40,6 @@ SHAPES = {
 }
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0, "L40S": 362.0,
                     "A10G": 125.0, "L4": 121.0}  # dense; "H100" alone is the SXM card
-
-
-class LoopTimer(TrainerCallback):
-    """Wall time of the training loop (first step's CUDA warm-up included, as a user would see it)."""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.start = time.perf_counter()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.seconds = time.perf_counter() - self.start
 
 
 def peak_tflops(device_name: str) -> float | None:
@@ -112,7 +98,7 @@ def main() -> int:
                        out_dir=root / "out", live_dir=root / "live", checkpoint_dir=root / "ckpt")
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        timer = LoopTimer()
+        timer = loop_timer()
         stats = fit(job, params, resuming=False, callbacks=[timer])
         seconds = timer.seconds  # the training loop only: not loading, tokenizing or saving
     shape = SHAPES[args.shape]

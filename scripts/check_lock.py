@@ -38,7 +38,23 @@ def git_tracked() -> set[str]:
     return tracked
 
 
-def stale_reasons(items: Iterable, tracked: set[str]) -> list[str]:
+def pipeline_outputs(lock_path: str = "dvc.lock") -> set[str]:
+    """Every output path dvc.lock records (data the pipeline makes, absent from a clean clone)."""
+    import yaml
+
+    with open(lock_path, encoding="utf-8") as f:
+        lock = yaml.safe_load(f) or {}
+    return {out["path"].rstrip("/") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
+
+
+def counts_as_source(path: str, tracked: set[str], outputs: set[str]) -> bool:
+    """A dep git tracks that holds no pipeline output. A directory such as data/split holds DVC's .gitignore
+    (tracked) beside the outputs of other stages: that is pipeline data, never source."""
+    path = path.rstrip("/")
+    return path in tracked and not any(out == path or out.startswith(path + "/") for out in outputs)
+
+
+def stale_reasons(items: Iterable, tracked: set[str], outputs: frozenset[str] = frozenset()) -> list[str]:
     """What makes one stage's lock entry stale: 'file (how)', 'param <key> (how)', 'command changed'."""
     reasons = []
     for item in items if isinstance(items, list) else []:
@@ -51,14 +67,15 @@ def stale_reasons(items: Iterable, tracked: set[str]) -> list[str]:
         for path, how in changed.items():
             if isinstance(how, dict):  # params count whatever git thinks of the file
                 reasons += [f"param {key} in {path} ({change})" for key, change in how.items()]
-            elif path.rstrip("/") in tracked:
+            elif counts_as_source(path, tracked, outputs):
                 reasons.append(f"{path} ({how})")
     return reasons
 
 
-def stale_stages(status: dict, tracked: set[str]) -> dict[str, list[str]]:
+def stale_stages(status: dict, tracked: set[str], outputs: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """stage -> reasons, only for stages with at least one."""
-    return {stage: reasons for stage, items in status.items() if (reasons := stale_reasons(items, tracked))}
+    return {stage: reasons for stage, items in status.items()
+            if (reasons := stale_reasons(items, tracked, outputs))}
 
 
 def main() -> int:
@@ -67,7 +84,7 @@ def main() -> int:
     except (RuntimeError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    stale = stale_stages(status, git_tracked())
+    stale = stale_stages(status, git_tracked(), frozenset(pipeline_outputs()))
     if not stale:
         print("dvc.lock is up to date with the committed code and params")
         return 0

@@ -117,3 +117,22 @@ def test_source_edit_in_the_small_repo_names_the_stages_that_import_it(tmp_path_
     assert proc.returncode == 1
     stale = sorted(line.split(":")[0].strip() for line in proc.stderr.splitlines()[1:])
     assert "report" in stale and not any(s.startswith(("train@", "eval@", "prepare@")) for s in stale), stale
+
+
+def test_a_dep_on_a_directory_holding_pipeline_outputs_is_data_not_source(tmp_path):
+    """`use` depends on all of data/ (as base_model depends on data/split): DVC's tracked .gitignore lives there,
+    but the directory is pipeline data; missing in a clean clone, it must not count as a stale source."""
+    repo = tmp_path / "repo"
+    files = {"stages/make.py": MAKE, "stages/use.py": USE, "src/lib.py": "X = 1\n", "params.yaml": "n: 1\n",
+             "dvc.yaml": DVC_YAML.replace("deps: [stages/use.py, data/out]", "deps: [stages/use.py, data]")}
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "repro"], repo)
+    git_commit(repo, "a run of the committed code")
+    assert "data/.gitignore" in run(["git", "ls-files"], repo)
+    run(["rm", "-rf", "data/out", "result.txt"], repo)  # a clean clone
+    proc = check(repo)
+    assert proc.returncode == 0, proc.stderr
