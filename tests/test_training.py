@@ -330,3 +330,11 @@ def test_eval_refuses_a_finetuned_model_equal_to_its_base(setup, tmp_path):
         with pytest.raises(ModelLoadError) as err:
             require_trained(finetuned, setup / "base")
         assert str(finetuned) in str(err.value) and str(setup / "base") in str(err.value)
+
+
+def test_lora_runs_with_the_same_seed_give_the_same_adapter(setup):
+    """peft draws LoRA's A matrices when the adapter is attached, before the Trainer seeds anything: unseeded,
+    two runs of the same commit trained different adapters (SST-2 accuracy 0.76 vs 0.83 on Gemma)."""
+    first = _train(setup, "lora_a", small_params(method="lora", eval_examples=None))
+    second = _train(setup, "lora_b", small_params(method="lora", eval_examples=None))
+    assert (first / "adapter_model.safetensors").read_bytes() == (second / "adapter_model.safetensors").read_bytes()

@@ -214,6 +214,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     tokenizer = load_tokenizer(job.base_model)
     model = load_model(job.base_model, dtype=weights_dtype(params), device="cpu")  # the Trainer places it
     if params.train.method == "lora":
+        torch.manual_seed(params.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
         model = wrap_lora(model, params)
         model.peft_config["default"].base_model_name_or_path = str(job.base_model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
