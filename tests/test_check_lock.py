@@ -40,12 +40,10 @@ def check(repo: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.fixture
-def tiny_repo(tmp_path) -> Path:
+def make_repo(repo: Path, dvc_yaml: str = DVC_YAML) -> Path:
     """Committed code, params and the dvc.lock of a run of them; data/out is DVC's, not git's."""
-    repo = tmp_path / "repo"
     for rel, text in {"stages/make.py": MAKE, "stages/use.py": USE, "src/lib.py": "X = 1\n",
-                      "params.yaml": "n: 1\nunused: 2\n", "dvc.yaml": DVC_YAML}.items():
+                      "params.yaml": "n: 1\nunused: 2\n", "dvc.yaml": dvc_yaml}.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
     run(["git", "init", "-q", "-b", "main"], repo)
@@ -53,6 +51,11 @@ def tiny_repo(tmp_path) -> Path:
     run(["dvc", "repro"], repo)
     git_commit(repo, "a run of the committed code")
     return repo
+
+
+@pytest.fixture
+def tiny_repo(tmp_path) -> Path:
+    return make_repo(tmp_path / "repo")
 
 
 def test_fresh_lock_passes(tiny_repo):
@@ -122,16 +125,8 @@ def test_source_edit_in_the_small_repo_names_the_stages_that_import_it(tmp_path_
 def test_a_dep_on_a_directory_holding_pipeline_outputs_is_data_not_source(tmp_path):
     """`use` depends on all of data/ (as base_model depends on data/split): DVC's tracked .gitignore lives there,
     but the directory is pipeline data; missing in a clean clone, it must not count as a stale source."""
-    repo = tmp_path / "repo"
-    files = {"stages/make.py": MAKE, "stages/use.py": USE, "src/lib.py": "X = 1\n", "params.yaml": "n: 1\n",
-             "dvc.yaml": DVC_YAML.replace("deps: [stages/use.py, data/out]", "deps: [stages/use.py, data]")}
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["dvc", "init", "-q"], repo)
-    run(["dvc", "repro"], repo)
-    git_commit(repo, "a run of the committed code")
+    repo = make_repo(tmp_path / "repo", DVC_YAML.replace("deps: [stages/use.py, data/out]",
+                                                          "deps: [stages/use.py, data]"))
     assert "data/.gitignore" in run(["git", "ls-files"], repo)
     run(["rm", "-rf", "data/out", "result.txt"], repo)  # a clean clone
     proc = check(repo)
