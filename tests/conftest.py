@@ -1,25 +1,15 @@
-"""Shared fixtures: the repository root, the real params.yaml, modified copies of it, and ../shared/data."""
+"""Shared fixtures: the repository root, the real params.yaml, modified copies of it, ../shared/data, and
+WordNet (METEOR) being installed."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
+from repo_helpers import merge
 
 from tuneval.config import load_params
-
-
-def deep_merge(base: dict, overrides: dict) -> dict:
-    """A copy of `base` with `overrides` merged in: nested mappings merge key by key, others replace."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +30,7 @@ def write_params(tmp_path, repo_root):
 
     def write(**overrides) -> Path:
         path = tmp_path / f"params_{next(counter)}.yaml"
-        path.write_text(yaml.safe_dump(deep_merge(raw, overrides), sort_keys=False))
+        path.write_text(yaml.safe_dump(merge(raw, overrides), sort_keys=False))
         return path
 
     return write
@@ -52,3 +42,12 @@ def shared_data(repo_root) -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def wordnet_ready() -> None:
+    """Skip a test that computes METEOR where WordNet is not installed for NLTK."""
+    from tuneval import wordnet as wordnet_support
+
+    if not wordnet_support.wordnet_available():
+        pytest.skip("WordNet is not installed for NLTK (METEOR); run `python scripts/install_wordnet.py`")

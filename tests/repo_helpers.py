@@ -29,8 +29,8 @@ SMALL = {  # seconds per stage: the tiny model (not the default Gemma), few exam
     "model": {"name": "tiny-llama", "dtype": "float32",
               "tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                        "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
-    "data": {"max_examples": 120},
-    "train": {"method": "full", "max_length": 256, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
+    "data": {"train_examples": 60, "test_examples": 40, "validation_examples": {"sst2": 60, "squad_v2": 60}},
+    "train": {"method": "full", "max_length": 288, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
     "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
 }
 
@@ -85,11 +85,12 @@ def git_commit(repo: Path, message: str) -> None:
 
 
 def copy_repo(dest: Path, overrides: dict | None = None) -> Path:
-    """`dest` <- the repo's files (no dvc.lock, metrics/, dvclive/, outputs), small params, one git commit."""
+    """`dest` <- the repo's files (no dvc.lock, metrics/, dvclive/, predictions/, outputs), small params, one git
+    commit."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.splitlines()
     for rel in files:
-        if rel == "dvc.lock" or rel.startswith(("metrics/", "dvclive/")) or not (REPO / rel).is_file():
+        if rel == "dvc.lock" or rel.startswith(("metrics/", "dvclive/", "predictions/")) or not (REPO / rel).is_file():
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)

@@ -8,7 +8,7 @@ import typing
 import pytest
 import yaml
 
-from tuneval.config import ConfigError, Params, load_params
+from tuneval.config import ConfigError, Params, load_params, params_from_dict
 
 
 def test_real_params_yaml_loads_as_written(params, repo_root):
@@ -19,6 +19,8 @@ def test_real_params_yaml_loads_as_written(params, repo_root):
     assert (params.epochs, params.batch_size, params.seed) == (raw["epochs"], raw["batch_size"], raw["seed"])
     assert params.split.test_size == pytest.approx(raw["split"]["test_size"])
     assert params.tasks == raw["tasks"] and params.data.source == raw["data"]["source"]
+    draws = ("seed", "train_examples", "unanswerable_share", "test_examples", "validation_examples")
+    assert tuple(getattr(params.data, key) for key in draws) == tuple(raw["data"][key] for key in draws)
     assert params.publish.push is raw["publish"]["push"]
 
 
@@ -195,7 +197,8 @@ def _without(repo_root, tmp_path, dotted: str):
     return path
 
 
-@pytest.mark.parametrize("key", ["seed", "model.revision", "model.tiny.vocab_size", "train.lora.r", "eval.limit"])
+@pytest.mark.parametrize("key", ["seed", "data.seed", "data.unanswerable_share", "model.revision",
+                                 "model.tiny.vocab_size", "train.lora.r", "eval.limit"])
 def test_missing_key_is_an_error_naming_key_and_file(repo_root, tmp_path, key):
     """No silent fallback: a key absent from the file is never filled in from a second copy of the default."""
     path = _without(repo_root, tmp_path, key)
@@ -251,3 +254,49 @@ def test_renamed_train_keys_reach_training_arguments(params, tmp_path):
         args = training_arguments(dataclasses.replace(params, train=train), tmp_path)
         assert args.activation_checkpointing is True
         assert args.get_warmup_steps(100) == steps_of_100
+
+
+# ------------------------------------------------------------------------------------------- the data draws
+def test_max_examples_is_gone(write_params):
+    """Capping by the head of a file is replaced by seeded draws (data.train/test/validation_examples)."""
+    assert "unknown key data.max_examples" in _error(write_params(data={"max_examples": 500}))
+
+
+@pytest.mark.parametrize("key", ["train_examples", "test_examples"])
+def test_example_counts_are_null_or_positive(write_params, key):
+    message = _error(write_params(data={key: 0}))
+    assert f"data.{key} = 0 " in message and "null (all)" in message
+    assert getattr(load_params(write_params(data={key: None})).data, key) is None
+    assert getattr(load_params(write_params(data={key: 3})).data, key) == 3
+
+
+def test_validation_examples_are_per_task(write_params):
+    message = _error(write_params(data={"validation_examples": {"sst2": None, "squad_v2": 0}}))
+    assert "data.validation_examples.squad_v2 = 0 " in message and "null (all)" in message
+    raw = yaml.safe_load(write_params().read_text())
+    raw["data"]["validation_examples"] = {"sst2": None}
+    with pytest.raises(ConfigError, match="squad_v2 is missing"):
+        params_from_dict(raw)
+    loaded = load_params(write_params(data={"validation_examples": {"sst2": 5, "squad_v2": None}}))
+    assert loaded.data.validation_examples == {"sst2": 5, "squad_v2": None}
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (0.5, True), (1, False), (-0.1, False)])
+def test_unanswerable_share_is_a_fraction_below_one(write_params, value, ok):
+    path = write_params(data={"unanswerable_share": value})
+    if ok:
+        assert load_params(path).data.unanswerable_share == value
+    else:
+        message = _error(path)
+        assert "data.unanswerable_share = " in message and "[0, 1)" in message
+
+
+def test_data_seed_is_its_own_key(write_params):
+    """The training seed and the data seed vary independently (dvc exp run -S seed=2 keeps every draw)."""
+    loaded = load_params(write_params(seed=5, data={"seed": 9}))
+    assert (loaded.seed, loaded.data.seed) == (5, 9)
+
+
+def test_train_max_length_must_exceed_the_eval_prompt(write_params):
+    message = _error(write_params(train={"max_length": 256}, eval={"max_prompt_tokens": 256}))
+    assert "train.max_length = 256 " in message and "eval.max_prompt_tokens = 256" in message

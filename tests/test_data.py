@@ -1,16 +1,18 @@
-"""Raw data loading, row validation, normalization and the seeded 80/20 split (stratified or grouped)."""
+"""Raw data loading, row validation, normalization, the seeded 80/20 split (stratified by label, or by article and
+stratified by abstentions), the seeded draws (data.seed) and what a split is made of."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import random
 from collections import Counter
 
 import pytest
 
 from tuneval.config import load_params
-from tuneval.data import load_raw, normalize, split_rows, validate_rows
-from tuneval.io import DataError
+from tuneval.data import composition, draw, draw_training, load_raw, normalize, split_rows, validate_rows
+from tuneval.io import DataError, read_jsonl
 from tuneval.tasks import get_task
 
 SST2 = get_task("sst2")
@@ -150,9 +152,9 @@ def test_normalize_squad_keeps_schema_columns():
 # --------------------------------------------------------------------------------------------------- split
 @pytest.fixture(scope="module")
 def sample_params(repo_root):
-    """The bundled sample, uncapped (the default study caps it with data.max_examples)."""
+    """The bundled sample (load_raw never caps: every cap is a later seeded draw)."""
     params = load_params(repo_root / "params.yaml")
-    return dataclasses.replace(params, data=dataclasses.replace(params.data, source="sample", max_examples=None))
+    return dataclasses.replace(params, data=dataclasses.replace(params.data, source="sample"))
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +234,14 @@ def test_grouped_split_differs_between_seeds(squad_train):
     assert len({frozenset(t) for t in titles}) > 1
 
 
+def squad_row(qid: str, title: str, answerable: bool = True, context: str = CONTEXT) -> dict:
+    """A normalized SQuAD v2 row of article `title`, answerable (gold "the sun") or not."""
+    answers = {"text": ["the sun"], "answer_start": [27]} if answerable else {"text": [], "answer_start": []}
+    return {"id": qid, "title": title, "context": context, "question": f"question {qid}?", "answers": answers}
+
+
 def test_grouped_split_by_hand():
-    rows = [{"id": f"{t}{i}", "title": t} for t, n in (("A", 6), ("B", 2), ("C", 2)) for i in range(n)]
+    rows = [squad_row(f"{t}{i}", t) for t, n in (("A", 6), ("B", 2), ("C", 2)) for i in range(n)]
     train, test = split_rows(SQUAD, rows, 0.2, 1, "hand")
     test_titles = {r["title"] for r in test}
     assert test_titles and test_titles != {"A", "B", "C"}  # never every group
@@ -242,7 +250,7 @@ def test_grouped_split_by_hand():
 
 
 def test_grouped_split_single_title_raises():
-    rows = [{"id": str(i), "title": "Only"} for i in range(10)]
+    rows = [squad_row(str(i), "Only", answerable=i % 3 > 0) for i in range(10)]
     with pytest.raises(DataError, match="title") as excinfo:
         split_rows(SQUAD, rows, 0.2, 1, "one_article.jsonl")
     assert "one_article.jsonl" in str(excinfo.value)
@@ -251,7 +259,7 @@ def test_grouped_split_single_title_raises():
 # ------------------------------------------------------------------------------------------------ load_raw
 @pytest.mark.parametrize(
     ("task", "split", "count"),
-    [(SST2, "train", 5000), (SST2, "validation", 872), (SQUAD, "train", 610), (SQUAD, "validation", 560)],
+    [(SST2, "train", 5000), (SST2, "validation", 872), (SQUAD, "train", 1008), (SQUAD, "validation", 560)],
 )
 def test_load_raw_sample_counts(sample_params, repo_root, task, split, count):
     assert sample_params.data.source == "sample"
@@ -266,10 +274,27 @@ def test_load_raw_sample_sst2_validation_balance(sample_params):
     assert Counter(r["label"] for r in rows) == {1: 444, 0: 428}
 
 
-def test_load_raw_max_examples(sample_params):
-    capped = dataclasses.replace(sample_params, data=dataclasses.replace(sample_params.data, max_examples=7))
-    rows, _ = load_raw(SQUAD, "validation", capped)
-    assert len(rows) == 7
+def test_load_raw_sample_squad_composition(sample_params):
+    """The rebuilt sample (data/make_sample.py): train 11 articles, its 348 unanswerable questions in two of them
+    (Zelda and Spectre); dev a seeded draw of 560 questions from 35 articles, 283 unanswerable."""
+    train, _ = load_raw(SQUAD, "train", sample_params)
+    assert len({r["title"] for r in train}) == 11
+    unanswerable = [r for r in train if SQUAD.abstains(r)]
+    assert len(unanswerable) == 348
+    assert Counter(r["title"] for r in unanswerable) == {"Spectre_(2015_film)": 188,
+                                                         "The_Legend_of_Zelda:_Twilight_Princess": 160}
+    validation, _ = load_raw(SQUAD, "validation", sample_params)
+    assert len({r["title"] for r in validation}) == 35
+    assert sum(SQUAD.abstains(r) for r in validation) == 283
+
+
+def test_load_raw_never_caps(sample_params):
+    """data.max_examples is gone: the draws (train/test/validation_examples) come later, seeded."""
+    assert not hasattr(sample_params.data, "max_examples")
+    few = dataclasses.replace(sample_params, data=dataclasses.replace(
+        sample_params.data, train_examples=7, test_examples=7, validation_examples={"sst2": 7, "squad_v2": 7}))
+    rows, _ = load_raw(SQUAD, "validation", few)
+    assert len(rows) == 560
 
 
 def test_load_raw_local_dir_missing_file(write_params, tmp_path):
@@ -291,8 +316,177 @@ def test_load_raw_local_validates(write_params, tmp_path):
 
 @pytest.mark.parametrize(("task", "count"), [(SST2, 872), (SQUAD, 11873)])
 def test_load_raw_local_shared_validation(write_params, shared_data, task, count):
-    params = load_params(write_params(data={"source": "local", "local_dir": str(shared_data), "max_examples": None}))
+    params = load_params(write_params(data={"source": "local", "local_dir": str(shared_data)}))
     rows, origin = load_raw(task, "validation", params)
     assert origin.startswith(str(shared_data))
     assert len(rows) == count
     assert len({r[task.id_field] for r in rows}) == count
+
+
+# ------------------------------------------------------------------------- SQuAD v2: articles x abstentions
+def test_grouped_split_stratifies_articles_by_abstentions():
+    """Two articles hold unanswerable questions, three do not: for every seed one of each kind lands on each side
+    (a stratum of >= 2 articles is never moved whole), and no article is on both sides."""
+    kinds = {"A": True, "B": True, "C": False, "D": False, "E": False}
+    rows = [squad_row(f"{t}{i}", t, answerable=not (flagged and i % 2)) for t, flagged in kinds.items()
+            for i in range(6)]
+    for seed in range(20):
+        train, test = split_rows(SQUAD, rows, 0.2, seed, "hand")
+        sides = [{r["title"] for r in side} for side in (train, test)]
+        assert not sides[0] & sides[1]
+        assert sorted(_ids(train) + _ids(test)) == sorted(_ids(rows))
+        for side in sides:
+            assert side & {"A", "B"} and side & {"C", "D", "E"}, (seed, sides)
+        assert any(SQUAD.abstains(r) for r in train) and any(SQUAD.abstains(r) for r in test)
+
+
+def test_grouped_split_refuses_abstentions_in_a_single_article():
+    rows = [squad_row(f"{t}{i}", t, answerable=not (t == "Lonely" and i == 0)) for t in ("Lonely", "B", "C")
+            for i in range(4)]
+    with pytest.raises(DataError, match="unanswerable") as excinfo:
+        split_rows(SQUAD, rows, 0.2, 1, "one_flagged.jsonl")
+    message = str(excinfo.value)
+    assert "one_flagged.jsonl" in message and "'Lonely'" in message and "both sides" in message
+
+
+def _check_squad_split_and_draw(rows, origin):
+    """Acceptance over split seeds 1..50: both sides hold unanswerable questions, no article is on both sides, the
+    test side holds >= 20% of each kind of article's questions, and the training draw (data.train_examples 400,
+    data.unanswerable_share 0.334) holds the share exactly, up to rounding: round(0.334 * 400) = 134."""
+    problems = []
+    for seed in range(1, 51):
+        train, test = split_rows(SQUAD, rows, 0.2, seed, origin)
+        if not any(SQUAD.abstains(r) for r in train) or not any(SQUAD.abstains(r) for r in test):
+            problems.append((seed, "a side without unanswerable questions"))
+        if {r["title"] for r in train} & {r["title"] for r in test}:
+            problems.append((seed, "an article on both sides"))
+        if sorted(_ids(train) + _ids(test)) != sorted(_ids(rows)):
+            problems.append((seed, "the sides are not a partition"))
+        if len(test) < 0.2 * len(rows):
+            problems.append((seed, f"test holds {len(test)} of {len(rows)}"))
+        drawn = draw_training(SQUAD, train, 400, 0.334, seed, origin)
+        share = sum(SQUAD.abstains(r) for r in drawn) / len(drawn)
+        if len(drawn) != 400 or abs(share - 0.334) > 0.05 or sum(SQUAD.abstains(r) for r in drawn) != 134:
+            problems.append((seed, f"training draw of {len(drawn)} with {share:.3f} unanswerable"))
+        if not {r["id"] for r in drawn} <= set(_ids(train)):
+            problems.append((seed, "the training draw left the train side"))
+    assert problems == []
+
+
+def test_squad_split_and_training_draw_over_seeds_on_the_sample(squad_train):
+    _check_squad_split_and_draw(squad_train, "data/sample/squad_v2/train_partial.jsonl.gz")
+
+
+def test_squad_split_and_training_draw_over_seeds_on_shared_data(shared_data):
+    path = shared_data / "squad_v2" / "train_partial.jsonl.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    rows = read_jsonl(path)
+    validate_rows(SQUAD, rows, str(path), labelled=True)
+    _check_squad_split_and_draw(normalize(SQUAD, rows), str(path))
+
+
+# ------------------------------------------------------------------------------------------------ the draws
+def test_draw_is_seeded_and_keeps_the_order():
+    rows = [{"id": str(i)} for i in range(100)]
+    first = draw(rows, 10, 1)
+    assert len(first) == 10 and len(set(_ids(first))) == 10
+    assert first == sorted(first, key=lambda r: int(r["id"]))  # the file's order
+    assert all(r in rows for r in first)
+    assert draw(rows, 10, 1) == first
+    assert draw(rows, 10, 2) != first and draw(rows, 10, "1-test") != first
+    assert draw(rows, 10, 1) != rows[:10]  # a random draw, not the head of the file
+
+
+@pytest.mark.parametrize("n", [None, 100, 1000])
+def test_draw_of_none_or_more_than_all_is_everything(n):
+    rows = [{"id": str(i)} for i in range(100)]
+    assert draw(rows, n, 1) == rows
+
+
+def _squad_pool(unanswerable: int, answerable: int) -> list[dict]:
+    """Rows of 5 articles, the unanswerable ones spread among the answerable ones."""
+    kinds = [False] * unanswerable + [True] * answerable
+    return [squad_row(f"q{i}", f"T{i % 5}", answerable=kind) for i, kind in enumerate(random.Random(0).sample(
+        kinds, len(kinds)))]
+
+
+def test_squad_training_draw_holds_the_share_and_is_seeded():
+    pool = _squad_pool(30, 60)
+    drawn = draw_training(SQUAD, pool, 12, 0.25, 1, "pool")
+    assert len(drawn) == 12 and sum(SQUAD.abstains(r) for r in drawn) == 3  # round(0.25 * 12)
+    assert _ids(drawn) == [r["id"] for r in pool if r["id"] in set(_ids(drawn))]  # pool order
+    assert draw_training(SQUAD, pool, 12, 0.25, 1, "pool") == drawn
+    assert draw_training(SQUAD, pool, 12, 0.25, 2, "pool") != drawn
+    assert not any(SQUAD.abstains(r) for r in draw_training(SQUAD, pool, 12, 0.0, 1, "pool"))
+    assert draw_training(SQUAD, pool, None, 0.25, 1, "pool") == pool  # null = all, whatever the share
+
+
+@pytest.mark.parametrize(("unanswerable", "answerable", "n", "share", "wanted"),
+                         [(2, 60, 12, 0.5, (6, 6)), (30, 4, 12, 0.25, (3, 9))])
+def test_squad_training_draw_too_small_a_pool_names_the_numbers(unanswerable, answerable, n, share, wanted):
+    with pytest.raises(DataError) as excinfo:
+        draw_training(SQUAD, _squad_pool(unanswerable, answerable), n, share, 1, "data/split/squad_v2/train")
+    message = str(excinfo.value)
+    assert "data/split/squad_v2/train" in message
+    assert f"data.train_examples = {n}" in message and f"data.unanswerable_share = {share}" in message
+    assert f"needs {wanted[0]} unanswerable and {wanted[1]} answerable" in message
+    assert f"holds {unanswerable} and {answerable}" in message
+
+
+def test_sst2_training_draw_size(sst2_train):
+    train, _ = split_rows(SST2, sst2_train, 0.2, 1, "sst2/train")
+    drawn = draw_training(SST2, train, 400, 0.334, 1, "sst2/train")  # the share is SQuAD's: ignored here
+    assert len(drawn) == 400 and len(set(_ids(drawn))) == 400
+    assert set(_ids(drawn)) <= set(_ids(train))
+    assert _ids(drawn) == [r["id"] for r in train if r["id"] in set(_ids(drawn))]
+    assert draw_training(SST2, train, 400, 0.334, 1, "sst2/train") == drawn
+    assert draw_training(SST2, train, 400, 0.334, 2, "sst2/train") != drawn
+    assert draw_training(SST2, train, None, 0.334, 1, "sst2/train") == train
+
+
+# ------------------------------------------------------------------------------------------------ composition
+def test_composition_by_hand():
+    other = "A second paragraph of the article."
+    rows = [squad_row("a", "Solar"), squad_row("b", "Solar", answerable=False),
+            squad_row("c", "Solar", context=other), squad_row("d", "Wind", context="Wind turns turbines.")]
+    assert composition(SQUAD, rows) == "2 articles, 3 contexts, 25.0% unanswerable"
+    assert composition(SST2, sst2_rows(4)) == "50.0% negative, 50.0% positive"
+    assert composition(SQUAD, []) == "empty"
+
+
+# -------------------------------------------------------------------------------------- the prepare/split stages
+def _study(params, **data):
+    return dataclasses.replace(params, data=dataclasses.replace(params.data, source="sample", **data))
+
+
+def test_split_stage_draws_with_data_seed_not_the_training_seed(params, tmp_path, monkeypatch, capsys):
+    """prepare + split on the bundled SQuAD v2 sample: validation drawn to data.validation_examples, the training
+    draw holds data.unanswerable_share, the test side is drawn to data.test_examples; the training seed (`seed`)
+    changes none of it, data.seed does."""
+    from tuneval import pipeline
+    from tuneval.io import read_jsonl as read
+
+    monkeypatch.chdir(tmp_path)
+    study = _study(params, seed=1, train_examples=400, unanswerable_share=0.334, test_examples=100,
+                   validation_examples={"sst2": None, "squad_v2": None})
+
+    def run(p):
+        pipeline.prepare("squad_v2", p)
+        pipeline.split("squad_v2", p)
+        return {name: read(tmp_path / "data" / sub / "squad_v2" / f"{split}.jsonl")
+                for name, sub, split in (("validation", "prepared", "validation"), ("train", "split", "train"),
+                                         ("test", "split", "test"))}
+
+    files = run(study)
+    printed = capsys.readouterr().out
+    assert len(files["validation"]) == 560
+    assert len(files["train"]) == 400 and sum(SQUAD.abstains(r) for r in files["train"]) == 134
+    assert len(files["test"]) == 100
+    assert not {r["title"] for r in files["train"]} & {r["title"] for r in files["test"]}
+    assert "data.seed 1" in printed and "% unanswerable" in printed and "articles" in printed
+    assert run(dataclasses.replace(study, seed=7)) == files  # the training seed draws nothing
+    other = run(_study(study, seed=2))
+    assert other["train"] != files["train"] and other["validation"] == files["validation"]
+    fewer = run(_study(study, validation_examples={"sst2": None, "squad_v2": 50}))["validation"]
+    assert len(fewer) == 50 and _ids(fewer) == [r["id"] for r in files["validation"] if r["id"] in set(_ids(fewer))]

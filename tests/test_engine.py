@@ -212,10 +212,53 @@ def test_shared_prefix_generation_equals_the_unshared_path(tiny, abstain_text):
     assert lps == pytest.approx(ref_lps, abs=1e-4)
     groups = E.prefix_groups(prompts, 8)
     assert [len(g.members) for g in groups] == [4, 4, 4] and all(g.prefix_len > 20 for g in groups)
-    prefix_calls = [shape for shape in fed if shape[0] == 1 and shape[1] > 20]
-    assert sorted(prefix_calls) == sorted((1, g.prefix_len) for g in groups)  # each shared prefix: once, alone
     widest_suffix = max(len(p) - g.prefix_len for g in groups for p in (prompts[i] for i in g.members))
-    assert all(shape[1] <= widest_suffix for shape in fed if shape[0] > 1)  # no other call sees a whole prompt
+    suffix_width = widest_suffix + len(abstain) - 1  # the suffix pass also runs abstain[:-1]
+    prefix_calls = [shape for shape in fed if shape[1] > suffix_width]
+    assert sum(rows for rows, _ in prefix_calls) == len(groups)  # each shared prefix: once
+    assert max(width for _, width in prefix_calls) == max(g.prefix_len for g in groups)
+    assert len(prefix_calls) < len(groups), "prefixes of different groups share one forward pass"
+    assert all(shape[1] <= suffix_width for shape in fed if shape not in prefix_calls)  # no call sees a whole prompt
+
+
+@pytest.mark.parametrize("abstain_text", [" unanswerable", " there is no answer here"])
+def test_batched_prefill_across_contexts_equals_hf_generate(tiny, abstain_text):
+    """Questions that share no context (SQuAD dev: 1.3 per context) mixed with shared-context groups: prefixes of
+    different lengths are prefilled together, left-padded, and still give HF generate's greedy answers and the
+    separately scored abstention (fp32), for several batch sizes (packs of one row up to everything at once)."""
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    rows = _squad_rows(12) + _shared_context_rows()[:6]
+    rows[5] = {**rows[5], "context": rows[5]["context"] * 3}  # a much longer prefix in the same pack
+    prompts = P.build_prompts(task, rows, [[]] * len(rows), tok, 256)
+    abstain = P.continuation_ids(tok, abstain_text)
+    ref_texts = E.generate(model, tok, prompts, "\n", 6, batch_size=1)
+    ref_lps = E.loglikelihoods(model, tok, [(p, abstain) for p in prompts], batch_size=1)
+    for batch_size in (1, 5, 32):
+        fed = []
+        hook = model.get_input_embeddings().register_forward_hook(
+            lambda _m, args, _o: fed.append(tuple(args[0].shape)))  # noqa: B023 - used before the next loop
+        texts, lps = E.generate_shared(model, tok, prompts, "\n", 6, batch_size=batch_size, abstain=abstain)
+        hook.remove()
+        assert texts == ref_texts, batch_size
+        assert lps == pytest.approx(ref_lps, abs=1e-4), batch_size
+        if batch_size > 1:  # whole lone prompts (but their last token) run several to a forward pass
+            assert any(n > 1 and width > 40 for n, width in fed), fed
+        assert sum(n * width for n, width in fed) < sum(len(p) for p in prompts) + len(prompts) * (len(abstain) + 6)
+
+
+def test_packs_cover_every_prompt_once(tiny):
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    rows = _squad_rows(12) + _shared_context_rows()
+    prompts = P.build_prompts(task, rows, [[]] * len(rows), tok, 256)
+    groups = E.prefix_groups(prompts, 5)
+    packs, alone = E._packs(model, prompts, groups, 5, 6, [1, 2, 3])
+    members = sorted(m for pack in packs for u in pack for m in u.members) + sorted(m for u in alone for m in u.members)
+    assert sorted(members) == list(range(len(prompts)))
+    assert all(sum(len(u.members) for u in pack) <= 5 for pack in packs)
+    widths = [u.prefix_len for pack in packs for u in pack]
+    assert widths == sorted(widths, reverse=True), "length-sorted: little padding in the prefix pass"
 
 
 def test_no_answer_probability_keeps_full_precision(tiny):

@@ -130,6 +130,13 @@ def tiny(tmp_path_factory):
     return {"model": model, "tokenizer": tokenizer, "gguf": gguf, "model_cfg": model_cfg}
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch) -> Path:
+    """Every test here converts into its own conversion cache, never the user's ~/.cache/tuneval."""
+    monkeypatch.setenv(gguf_models.CACHE_ENV, str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache" / "gguf"
+
+
 @pytest.fixture
 def params():
     return load_params(REPO / "params.yaml")
@@ -279,13 +286,13 @@ def test_base_model_stage_script_prints_one_error_and_exits_1(tmp_path):
 # ---------------------------------------------------------------------------------- 3. cached conversion
 def test_cached_conversion_converts_once(tiny, tmp_path, monkeypatch, capsys):
     calls = []
-    real_convert = gguf_models.convert
+    real_convert = gguf_models._convert
 
     def counting_convert(source, out_dir):
         calls.append(source.file)
         real_convert(source, out_dir)
 
-    monkeypatch.setattr(gguf_models, "convert", counting_convert)
+    monkeypatch.setattr(gguf_models, "_convert", counting_convert)
     model_cfg = dataclasses.replace(tiny["model_cfg"], name=str(tiny["gguf"]))
     first = gguf_models.cached_conversion(model_cfg, cache_root=tmp_path / "cache")
     stamp = (first / gguf_models.SOURCE_FILE).stat().st_mtime_ns
@@ -296,3 +303,44 @@ def test_cached_conversion_converts_once(tiny, tmp_path, monkeypatch, capsys):
     assert (second / gguf_models.SOURCE_FILE).stat().st_mtime_ns == stamp
     assert capsys.readouterr().out.count("converting ") == 1
     assert_plain_copy_of_tiny(first, tiny)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_convert_from_the_cache_writes_the_same_bytes_and_never_uses_a_damaged_entry(tiny, tmp_path, monkeypatch,
+                                                                                     user_cache):
+    """base_model's `convert`: the first call converts into the user cache and copies out; a later one (another
+    clone, another experiment) only copies, each file checked against the manifest. Every result is byte for byte
+    a direct conversion. A damaged entry (a flipped byte, or no manifest: a writer killed before its end) is never
+    copied: the GGUF is converted again and the entry replaced."""
+    source = gguf_models.locate(dataclasses.replace(tiny["model_cfg"], name=str(tiny["gguf"])))
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    gguf_models._convert(source, direct)  # the conversion itself, no cache
+    calls = []
+    real_convert = gguf_models._convert
+    monkeypatch.setattr(gguf_models, "_convert", lambda s, out: (calls.append(out), real_convert(s, out)))
+
+    def convert_into(name: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        out.mkdir()
+        gguf_models.convert(source, out)
+        return files_of(out)
+
+    assert convert_into("fresh") == files_of(direct) and len(calls) == 1
+    entry = user_cache / source.sha256[:16]
+    manifest = json.loads((entry / gguf_models.MANIFEST).read_text())
+    assert set(manifest["files"]) == set(files_of(direct)) - {gguf_models.SOURCE_FILE}
+    assert convert_into("cached") == files_of(direct) and len(calls) == 1, "the second convert copies the cache"
+    weights = entry / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-1] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    assert convert_into("after_flip") == files_of(direct) and len(calls) == 2
+    (entry / gguf_models.MANIFEST).unlink()
+    assert convert_into("after_kill") == files_of(direct) and len(calls) == 3
+    assert (entry / gguf_models.MANIFEST).is_file() and files_of(entry).keys() == (
+        files_of(direct).keys() | {gguf_models.MANIFEST})
+    assert sorted(p.name for p in user_cache.iterdir()) == [entry.name], "no temp dirs left in the cache"

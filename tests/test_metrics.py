@@ -11,6 +11,7 @@ from tuneval import wordnet as wordnet_support
 from tuneval.errors import WordNetMissingError
 from tuneval.metrics import (
     CONVENTIONS,
+    answer_rate,
     bleu_from_statistics,
     bleu_statistics,
     classification_metrics,
@@ -262,15 +263,24 @@ def test_subset_keys_only_when_present() -> None:
     assert only_unanswerable["exact"] == 100.0
 
 
+def test_answer_rate_by_hand() -> None:
+    # FOUR_PREDS: q1, q2, q4 answer, q3 is empty -> 3/4 answered at the default threshold 1.0 (nothing abstains)
+    assert answer_rate(FOUR_PREDS, FOUR_PROBS) == 75.0
+    assert answer_rate(FOUR_PREDS) == 75.0  # no probabilities: the texts decide
+    # threshold 0.2: q2 (0.6), q3 (0.4), q4 (0.3) abstain -> only q1 answers; at the threshold itself it answers
+    assert answer_rate(FOUR_PREDS, FOUR_PROBS, no_answer_threshold=0.2) == 25.0
+    assert answer_rate(FOUR_PREDS, FOUR_PROBS, no_answer_threshold=0.3) == 50.0
+    # the raw string decides, as in the official sweep: "the ." is an answer (though it scores as an abstention)
+    assert answer_rate({"q1": "the .", "q2": ""}) == 50.0
+    with pytest.raises(ValueError, match="at least one"):
+        answer_rate({})
+
+
 # ---------------------------------------------------------------------------------------------------
 # Generation metrics
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wordnet_ready() -> None:
-    if not wordnet_support.wordnet_available():
-        pytest.skip("WordNet is not installed for NLTK; run `python scripts/install_wordnet.py` to install it")
 
 
 def test_identical_answers(wordnet_ready: None) -> None:
@@ -363,12 +373,12 @@ def test_per_question_terms_give_the_generation_metrics(wordnet_ready: None) -> 
 def test_bleu_statistics_of_a_subset_are_that_subset_s_corpus_bleu() -> None:
     references = [["the big red car"], ["a small blue boat on the lake"], ["green trees in the park"]]
     predictions = ["the big red car", "a small blue boat on a lake", "trees in the park"]
-    from tuneval.metrics import _corpus_bleu  # what generation_metrics reports as bleu
+    import sacrebleu  # the reference: sacreBLEU's own corpus BLEU (one reference per question here)
 
     statistics = bleu_statistics(references, predictions)
     for subset in ([0, 1], [1, 2], [0, 1, 2], [1, 1, 2]):
         summed = [sum(statistics[i][k] for i in subset) for k in range(10)]
-        corpus = _corpus_bleu([references[i] for i in subset], [predictions[i] for i in subset])
+        corpus = sacrebleu.corpus_bleu([predictions[i] for i in subset], [[references[i][0] for i in subset]]).score
         assert corpus > 0 and bleu_from_statistics(summed) == pytest.approx(corpus, abs=1e-12)
 
 

@@ -62,13 +62,18 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
     assert counts["base"] == counts["finetuned"] and counts["base"]["total"] > 0
     summary = (small_repo / "report/summary.md").read_text()
     assert "| sst2 | test | accuracy |" in summary and "| squad_v2 | validation | exact |" in summary
-    assert "<!-- summary:start -->" in summary and "Δ [paired 95% CI] | n |" in summary
+    assert "<!-- summary:start -->" in summary
+    assert "Δ [paired 95% CI] | Δ CI width: clustered / i.i.d. | MDE | n |" in summary
     intervals = json.loads((small_repo / "report/summary.json").read_text())
     for task, key in (("sst2", "accuracy"), ("squad_v2", "exact")):
         for split in ("test", "validation"):
             entry = intervals[task][split]
-            assert entry["n"] == 12
-            assert entry[key]["delta_low"] <= entry[key]["delta_high"] and "finetuned_low" in entry[key]
+            assert entry["n"] == 12 and "baseline" in entry[key] and "delta_iid_width" in entry[key]
+            if task == "sst2":  # independent sentences: an i.i.d. interval and McNemar's test
+                assert entry[key]["delta_low"] <= entry[key]["delta_high"] and "finetuned_low" in entry[key]
+                assert 0 <= entry["mcnemar_p"] <= 1
+            else:  # 12 questions fall into fewer than 30 articles or contexts: no honest interval, said so
+                assert "delta_low" not in entry[key] and entry["resampling"].startswith("no honest interval")
     card = (small_repo / "publish/sst2/README.md").read_text()
     assert "model-index" in card and "zero-shot" in card and "[paired 95% CI]" in card
 

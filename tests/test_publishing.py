@@ -22,11 +22,11 @@ SST2_VALUES = {"accuracy": (0.5, 0.87654321), "precision": (0.3, 0.9), "recall":
 SST2_ROWS = [
     Row(task="sst2", split="test", n=1000, metric=key, scale="fraction", zeroshot=zs, finetuned=ft,
         zeroshot_ci=Interval(zs - 0.03, zs + 0.03), finetuned_ci=Interval(ft - 0.02, ft + 0.02),
-        delta_ci=Interval(ft - zs - 0.04, ft - zs + 0.04))
+        delta_ci=Interval(ft - zs - 0.04, ft - zs + 0.04), baseline=0.509, delta_iid_width=0.06, mde=0.056)
     for key, (zs, ft) in SST2_VALUES.items()
 ]
-SQUAD_NAMES = ("Exact match", "F1", "HasAns F1", "NoAns F1", "Best F1", "BLEU", "ROUGE-L", "METEOR")
-SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "f1", "bleu", "rouge", "meteor")
+SQUAD_NAMES = ("Exact match", "F1", "HasAns F1", "NoAns F1", "Answered (%)", "Best F1", "BLEU", "ROUGE-L", "METEOR")
+SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "answer_rate", "f1", "bleu", "rouge", "meteor")
 SQUAD_ROWS = [
     Row(task="squad_v2", split="test", n=130, metric=key, scale="percent", zeroshot=10.0 + i, finetuned=40.5 + i,
         delta_ci=None if key == "bleu" else Interval(25.0, 36.0))
@@ -73,9 +73,10 @@ def test_sst2_card_round_trip(tmp_path, params):
     assert loaded.data.license == params.publish.license
     assert loaded.data.datasets == ["stanfordnlp/sst2"]
     assert loaded.data.base_model is None  # tiny model: no hub base
-    assert ("| test | Accuracy | 0.5000 [0.4700, 0.5300] | 0.8765 [0.8565, 0.8965] "
-            "| **+0.3765** [+0.3365, +0.4165] | 1000 |") in loaded.text
-    assert "| split | metric | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] | n |" in loaded.text
+    assert ("| test | Accuracy | 0.5090 | 0.5000 [0.4700, 0.5300] | 0.8765 [0.8565, 0.8965] "
+            "| **+0.3765** [+0.3365, +0.4165] | 0.0800 / 0.0600 | 0.0560 | 1,000 |") in loaded.text
+    assert ("| split | metric | baseline | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] "
+            "| Δ CI width: clustered / i.i.d. | MDE | n |") in loaded.text
     assert "percentile-bootstrap" in loaded.text and "fractions (0-1)" in loaded.text
     assert "0-shot, chat template off, prompt `0123456789ab`, dtype float32" in loaded.text
     assert "12,345 total" in loaded.text
@@ -97,10 +98,15 @@ def test_squad_card_round_trip(tmp_path, params):
                 assert result.metric_type == metric_type
                 assert result.task_type == "question-answering"
                 assert result.dataset_type == "rajpurkar/squad_v2"
-    assert "| test | Exact match | 10.00 | 40.50 | **+30.50** [+25.00, +36.00] | 130 |" in loaded.text
-    assert "| test | BLEU | 15.00 | 45.50 | +30.50 | 130 |" in loaded.text  # no interval: no brackets, no bold
-    assert "No interval (no per-example terms): squad_v2 bleu." in loaded.text
+    assert SQUAD_NAMES[4] == "Answered (%)" and get_task("squad_v2").metrics.headline[4] == "answered"
+    assert "| test | Exact match | – | 10.00 | 40.50 | **+30.50** [+25.00, +36.00] | 11.00 / – | – | 130 |" in (
+        loaded.text)
+    assert "| test | BLEU | – | 16.00 | 46.50 | +30.50 | – / – | – | 130 |" in loaded.text  # no interval, no bold
+    assert "No interval: squad_v2 bleu." in loaded.text
     assert "percentages (0-100)" in loaded.text
+    assert f"batch size {params.batch_size}, training seed {params.seed}" in loaded.text
+    assert (f"a seeded draw of {params.data.train_examples} from the train side of an 80/20 split (data.seed\n"
+            f"  {params.data.seed})") in loaded.text
 
 
 def test_card_names_hub_base_model(tmp_path, params):

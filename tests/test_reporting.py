@@ -1,5 +1,7 @@
-"""The report: rows per task headline metric (the task's own list), 95% intervals from the predictions, the README
-block, report/summary.{md,png,json}; and that no module but the task YAML decides which metrics are reported."""
+"""The report: rows per task headline metric (the task's own list) beside the trivial baseline, intervals from the
+predictions (whole clusters for SQuAD v2, examples for SST-2, none when too few clusters), the i.i.d. width, MDE,
+McNemar, the split facts, the README block, report/summary.{md,png,json}; and that no module but the task YAML
+decides which metrics are reported."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import ast
 import dataclasses
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,13 +19,30 @@ from tuneval import pipeline
 from tuneval.errors import DataError
 from tuneval.evaluation import score
 from tuneval.io import write_json
-from tuneval.reporting import README_END, README_START, compare_split, readme_block, table_lines, write_report
+from tuneval.reporting import (
+    README_END,
+    README_START,
+    TABLE_HEAD,
+    compare_split,
+    findings,
+    method_note,
+    readme_block,
+    split_lines,
+    summary_metrics,
+    table_lines,
+    trivial_baseline,
+    write_report,
+)
+from tuneval.stats import MDE_FACTOR
 from tuneval.tasks import MetricSpec, Task, get_task
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SST2, SQUAD = get_task("sst2"), get_task("squad_v2")
 RUN = {"num_fewshot": 0, "prompt_sha": "0123456789ab", "dtype": "float32", "chat_template": False}
+COUNTS = {"0": 300, "1": 500}  # the training split's label counts (run.json): majority `positive`
+METRIC_KEYS = {*(f"{p}{s}" for p in ("zeroshot", "finetuned", "delta") for s in ("", "_low", "_high")),
+               "delta_iid_width", "mde", "baseline"}
 
 
 def with_headline(task: Task, headline: list[str]) -> Task:
@@ -42,16 +62,39 @@ def sst2_phases(n: int = 200) -> tuple[dict, dict]:
     return phases(SST2, zeroshot, finetuned)
 
 
-def squad_phases(n: int = 60) -> tuple[dict, dict]:
-    zeroshot, finetuned = squad_records(n, seed=1), squad_records(n, seed=2)
+def squad_phases(n: int = 60, per_article: int = 2, per_context: int = 1) -> tuple[dict, dict]:
+    zeroshot = squad_records(n, seed=1, per_article=per_article, per_context=per_context)
+    finetuned = squad_records(n, seed=2, per_article=per_article, per_context=per_context)
     finetuned = [dict(r, id=z["id"], gold=z["gold"]) for r, z in zip(finetuned, zeroshot, strict=True)]
     return phases(SQUAD, zeroshot, finetuned)
 
 
+def sst2_compare(n: int = 200, task: Task = SST2, counts: dict | None = None):
+    scores, predictions = sst2_phases(n)
+    return compare_split(task, "test", scores, predictions, seed=1, train_label_counts=counts or COUNTS)
+
+
+def squad_clustered_phases(articles: int = 40, per_article: int = 5) -> tuple[dict, dict]:
+    """Answerable questions; fine-tuned gets a whole article right or wrong (strongly clustered outcomes),
+    zero-shot gets every question wrong."""
+    zeroshot, finetuned = [], []
+    for i in range(articles * per_article):
+        a = i // per_article
+        base = {"id": f"q{i}", "no_answer_prob": 0.1, "gold": ["the sun"],
+                "cluster": {"title": f"article-{a:03d}", "context": f"context-{a:03d}"}}
+        right = a % 5 < 3
+        zeroshot.append({**base, "generated": "red car", "prediction": "red car"})
+        finetuned.append({**base, "generated": "the sun" if right else "old king",
+                          "prediction": "the sun" if right else "old king"})
+    return phases(SQUAD, zeroshot, finetuned)
+
+
+
+
 # ------------------------------------------------------------------------------------------------ the rows
 def test_rows_follow_the_task_headline_with_intervals():
-    scores, predictions = sst2_phases()
-    rows = compare_split(SST2, "test", scores, predictions, seed=1)
+    rows, facts = sst2_compare()
+    scores, _ = sst2_phases()
     assert [r.metric for r in rows] == SST2.metrics.headline
     for row in rows:
         assert (row.task, row.split, row.n, row.scale) == ("sst2", "test", 200, "fraction")
@@ -59,14 +102,17 @@ def test_rows_follow_the_task_headline_with_intervals():
         assert row.zeroshot_ci.low <= row.zeroshot <= row.zeroshot_ci.high
         assert row.finetuned_ci.low <= row.finetuned <= row.finetuned_ci.high
         assert row.delta_ci.low <= row.delta <= row.delta_ci.high
+        assert row.delta_iid_width == row.delta_ci.width  # SST-2 resamples examples: the i.i.d. interval itself
+        assert row.mde > 0 and row.baseline is not None
     accuracy = rows[0]
     assert accuracy.delta > 0.3 and accuracy.significant
+    assert (facts.task, facts.split, facts.n, facts.resampling) == ("sst2", "test", 200, "examples (i.i.d.)")
+    assert re.fullmatch(r"\d+\.\d% negative, \d+\.\d% positive", facts.composition)
+    assert set(facts.mcnemar) == {"only_first", "only_second", "p"} and facts.mcnemar["p"] < 1e-6
 
 
 def test_changing_the_task_headline_changes_the_rows():
-    scores, predictions = sst2_phases()
-    task = with_headline(SST2, ["macro_recall", "accuracy", "not_a_metric"])
-    rows = compare_split(task, "test", scores, predictions, seed=1)
+    rows, _ = sst2_compare(task=with_headline(SST2, ["macro_recall", "accuracy", "not_a_metric"]))
     assert [r.metric for r in rows] == ["macro_recall", "accuracy"]  # unknown keys have no row
     assert rows[0].delta_ci is not None
 
@@ -75,99 +121,219 @@ def test_rows_skip_metrics_missing_on_one_side_and_keys_without_per_example_term
     scores, predictions = sst2_phases(50)
     del scores["zeroshot"]["f1"]
     task = with_headline(SST2, ["accuracy", "f1", "support_positive"])
-    rows = compare_split(task, "test", scores, predictions, seed=1)
+    rows, _ = compare_split(task, "test", scores, predictions, seed=1, train_label_counts=COUNTS)
     assert [(r.metric, r.delta_ci is None) for r in rows] == [("accuracy", False), ("support_positive", True)]
+    assert rows[1].mde is None and rows[1].delta_iid_width is None
 
 
 def test_rows_refuse_metrics_the_predictions_do_not_reproduce():
     scores, predictions = sst2_phases(50)
     scores["finetuned"]["accuracy"] += 0.01
     with pytest.raises(DataError, match="finetuned: accuracy recomputed"):
-        compare_split(SST2, "test", scores, predictions, seed=1)
+        compare_split(SST2, "test", scores, predictions, seed=1, train_label_counts=COUNTS)
 
 
 def test_rows_refuse_phases_scored_on_different_examples():
     scores, predictions = sst2_phases(50)
     predictions["finetuned"] = predictions["finetuned"][1:]
     with pytest.raises(DataError, match="same examples"):
-        compare_split(SST2, "test", scores, predictions, seed=1)
+        compare_split(SST2, "test", scores, predictions, seed=1, train_label_counts=COUNTS)
 
 
 def test_squad_rows_are_percent_with_intervals_for_every_headline_metric(wordnet_ready):
-    scores, predictions = squad_phases()
-    rows = compare_split(SQUAD, "validation", scores, predictions, seed=1)
+    scores, predictions = squad_phases()  # 30 articles: enough for a cluster bootstrap of articles
+    rows, facts = compare_split(SQUAD, "validation", scores, predictions, seed=1)
     assert [r.metric for r in rows] == SQUAD.metrics.headline
-    assert all(r.scale == "percent" and r.delta_ci is not None for r in rows)
+    assert all(r.scale == "percent" and r.delta_ci is not None and r.mde is not None for r in rows)
+    assert facts.resampling == "whole articles (30 articles)" and facts.mcnemar is None
+    assert facts.baseline == "always abstain"
+    unanswerable = 100 * sum(not r["gold"] for r in predictions["zeroshot"]) / 60
+    assert facts.composition == f"30 articles, 60 contexts, {unanswerable:.1f}% unanswerable"
     line = table_lines(rows)[2]
     number = r"\d+\.\d\d"
-    assert re.fullmatch(rf"\| squad_v2 \| validation \| exact \| {number} \[{number}, {number}\] \| .+ \| 60 \|", line)
+    signed = r"\**[+-]\d+\.\d\d\**"
+    assert re.fullmatch(rf"\| squad_v2 \| validation \| exact \| {number} \| {number} \[{number}, {number}\] \| "
+                        rf"{number} \[{number}, {number}\] \| {signed} \[[+-]{number}, [+-]{number}\] \| "
+                        rf"{number} / {number} \| {number} \| 60 \|", line), line
 
 
-@pytest.fixture(scope="module")
-def wordnet_ready() -> None:
-    from tuneval import wordnet as wordnet_support
+def test_two_articles_get_no_interval_but_say_why(wordnet_ready):
+    scores, predictions = squad_phases(60, per_article=30, per_context=3)  # 2 articles, 20 contexts
+    rows, facts = compare_split(SQUAD, "validation", scores, predictions, seed=1)
+    assert [r.metric for r in rows] == SQUAD.metrics.headline
+    for row in rows:
+        assert (row.zeroshot_ci, row.finetuned_ci, row.delta_ci, row.mde) == (None, None, None, None)
+        assert not row.significant
+    assert rows[0].delta_iid_width > 0  # the i.i.d. width is still shown, for comparison
+    assert facts.resampling == "no honest interval: 2 articles, 20 contexts, fewer than 30 clusters"
+    assert "No interval: " + ", ".join(sorted(f"squad_v2 {key}" for key in SQUAD.metrics.headline)) in (
+        method_note(rows))
+    (finding,) = findings(rows, [facts])
+    assert f"Δ {rows[0].delta:+.2f}: no honest interval: 2 articles, 20 contexts" in finding
+    assert table_lines(rows)[2].endswith("| – / " + f"{rows[0].delta_iid_width:.2f} | – | 60 |")
 
-    if not wordnet_support.wordnet_available():
-        pytest.skip("WordNet is not installed for NLTK (METEOR); see scripts/install_wordnet.py")
+
+def test_cluster_interval_differs_from_the_iid_one_on_clustered_data(wordnet_ready):
+    scores, predictions = squad_clustered_phases()
+    rows, facts = compare_split(SQUAD, "validation", scores, predictions, seed=1)
+    assert facts.resampling == "whole articles (40 articles)"
+    exact = next(r for r in rows if r.metric == "exact")
+    assert exact.delta == pytest.approx(60.0)
+    assert exact.delta_ci.width > 1.5 * exact.delta_iid_width  # 40 article outcomes, not 200 question ones
+
+
+# ------------------------------------------------------------------------------------------------ baselines
+@pytest.mark.parametrize(("counts", "name"), [({"0": 30, "1": 70}, "positive"), ({"0": 70, "1": 30}, "negative")])
+def test_majority_class_baseline_always_predicts_the_training_majority(counts, name):
+    records = sst2_records(150, right=0.7, seed=3)
+    baseline, described = trivial_baseline(SST2, records, counts)
+    assert [r["id"] for r in baseline] == [r["id"] for r in records]
+    assert {r["predicted"] for r in baseline} == {name}
+    assert [r["actual"] for r in baseline] == [r["actual"] for r in records]
+    assert described == f"majority class of the training split (always `{name}`)"
+    scores, predictions = phases(SST2, records, sst2_records(150, right=0.9, seed=3))
+    rows, facts = compare_split(SST2, "test", scores, predictions, seed=1, train_label_counts=counts)
+    share = Counter(r["actual"] for r in records)[name] / len(records)
+    assert rows[0].metric == "accuracy" and rows[0].baseline == pytest.approx(share, abs=1e-12)
+    assert facts.baseline == described
+
+
+def test_majority_class_needs_the_training_label_counts():
+    scores, predictions = sst2_phases(20)
+    with pytest.raises(DataError, match="train_label_counts"):
+        compare_split(SST2, "test", scores, predictions, seed=1)
+
+
+def test_run_record_holds_the_training_label_counts_the_baseline_reads():
+    train = [{"id": str(i), "label": int(i % 3 == 0)} for i in range(30)]  # 10 positive, 20 negative
+    record = pipeline._run_record(SST2, dict(RUN), train)
+    assert record["train_label_counts"] == {"0": 20, "1": 10}
+    _, described = trivial_baseline(SST2, sst2_records(5, right=1.0), record["train_label_counts"])
+    assert "`negative`" in described
+    assert "train_label_counts" not in pipeline._run_record(SQUAD, dict(RUN), [])
+
+
+def test_always_abstain_baseline_scores_the_unanswerable_share(wordnet_ready):
+    _, predictions = squad_phases()
+    # gold answers that do not normalize to "" (a gold "the" would match an abstention: the official convention)
+    predictions = {phase: [dict(r, gold=["paris red"] if r["gold"] else []) for r in records]
+                   for phase, records in predictions.items()}
+    scores, predictions = phases(SQUAD, predictions["zeroshot"], predictions["finetuned"])
+    records = predictions["finetuned"]
+    baseline, described = trivial_baseline(SQUAD, records, {})
+    assert described == "always abstain"
+    share = 100 * sum(not r["gold"] for r in records) / len(records)
+    assert 0 < share < 100
+    expected = {"exact": share, "f1": share, "HasAns_f1": 0.0, "NoAns_f1": 100.0, "answered": 0.0}
+    engine = score(SQUAD, baseline)
+    rows, _ = compare_split(SQUAD, "validation", scores, predictions, seed=1)
+    by_metric = {r.metric: r.baseline for r in rows}
+    for key, value in expected.items():
+        assert engine[key] == pytest.approx(value, abs=1e-9), key
+        assert by_metric[key] == pytest.approx(value, abs=1e-9), key
 
 
 # ----------------------------------------------------------------------------------------------- the table
 def test_table_cells_intervals_and_bold_significant_changes():
+    rows, _ = sst2_compare()
     scores, predictions = sst2_phases()
-    rows = compare_split(SST2, "test", scores, predictions, seed=1)
     lines = table_lines(rows)
-    assert lines[0] == "| task | split | metric | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] | n |"
-    accuracy = rows[0]
-    ci = accuracy.delta_ci
+    assert lines[0] == "| " + " | ".join(["task", *TABLE_HEAD]) + " |"
+    assert lines[0] == ("| task | split | metric | baseline | zero-shot [95% CI] | fine-tuned [95% CI] | "
+                        "Δ [paired 95% CI] | Δ CI width: clustered / i.i.d. | MDE | n |")
+    assert lines[1].count("---:") == 7
+    a = rows[0]
+    ci = a.delta_ci
     assert lines[2] == (
-        f"| sst2 | test | accuracy | {accuracy.zeroshot:.4f} [{accuracy.zeroshot_ci.low:.4f}, "
-        f"{accuracy.zeroshot_ci.high:.4f}] | {accuracy.finetuned:.4f} [{accuracy.finetuned_ci.low:.4f}, "
-        f"{accuracy.finetuned_ci.high:.4f}] | **{accuracy.delta:+.4f}** [{ci.low:+.4f}, {ci.high:+.4f}] | 200 |")
-    same = compare_split(SST2, "test", {"zeroshot": scores["zeroshot"], "finetuned": scores["zeroshot"]},
-                         {"zeroshot": predictions["zeroshot"], "finetuned": predictions["zeroshot"]}, seed=1)
-    assert table_lines(same)[2].endswith("| +0.0000 [+0.0000, +0.0000] | 200 |")  # not bold: the interval holds 0
+        f"| sst2 | test | accuracy | {a.baseline:.4f} | {a.zeroshot:.4f} [{a.zeroshot_ci.low:.4f}, "
+        f"{a.zeroshot_ci.high:.4f}] | {a.finetuned:.4f} [{a.finetuned_ci.low:.4f}, "
+        f"{a.finetuned_ci.high:.4f}] | **{a.delta:+.4f}** [{ci.low:+.4f}, {ci.high:+.4f}] | "
+        f"{ci.width:.4f} / {a.delta_iid_width:.4f} | {a.mde:.4f} | 200 |")
+    same, _ = compare_split(SST2, "test", {"zeroshot": scores["zeroshot"], "finetuned": scores["zeroshot"]},
+                            {"zeroshot": predictions["zeroshot"], "finetuned": predictions["zeroshot"]}, seed=1,
+                            train_label_counts=COUNTS)
+    assert table_lines(same)[2].endswith(  # not bold: the interval holds 0
+        "| +0.0000 [+0.0000, +0.0000] | 0.0000 / 0.0000 | 0.0000 | 200 |")
     card_lines = table_lines(rows, with_task=False, metric_label=SST2.metrics.display_name)
+    assert card_lines[0] == "| " + " | ".join(TABLE_HEAD) + " |"
     assert card_lines[2].startswith("| test | Accuracy | ")
 
 
-def test_readme_holds_a_block_in_the_report_format():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme[readme.index(README_START): readme.index(README_END) + len(README_END)]
-    lines = block.splitlines()
-    header = table_lines([])
-    assert lines[1:3] == header, "README's results table must be a copy of the report's block"
-    for line in lines[3:-1]:
-        assert line.count("|") == header[0].count("|"), line
+def test_split_lines_and_findings_come_from_the_numbers():
+    rows, facts = sst2_compare()
+    (line,) = split_lines([facts])
+    assert line.startswith(f"- `sst2` test: 200 examples ({facts.composition}); intervals resample examples (i.i.d.); "
+                           "baseline: majority class of the training split (always `positive`); McNemar exact p = ")
+    assert f"({facts.mcnemar['only_first']} right only zero-shot, {facts.mcnemar['only_second']} right only " in line
+    (finding,) = findings(rows, [facts])
+    a = rows[0]
+    assert finding.startswith(f"- `sst2` test (accuracy): zero-shot {a.zeroshot:.4f}, fine-tuned {a.finetuned:.4f}")
+    assert f"scores {a.baseline:.4f}" in finding and "is more than resampling noise" in finding
+    scores, predictions = sst2_phases()
+    same, same_facts = compare_split(
+        SST2, "test", {"zeroshot": scores["zeroshot"], "finetuned": scores["zeroshot"]},
+        {"zeroshot": predictions["zeroshot"], "finetuned": predictions["zeroshot"]}, seed=1, train_label_counts=COUNTS)
+    assert same_facts.mcnemar == {"only_first": 0, "only_second": 0, "p": 1.0}
+    (within,) = findings(same, [same_facts])
+    assert f"is within resampling noise: this sample detects changes of about {same[0].mde:.4f} or more" in within
+    block = readme_block(rows, [facts])
+    assert block.startswith(README_START + "\n" + line + "\n\n") and block.endswith(finding + "\n" + README_END)
+    assert "\n".join(table_lines(rows)) in block
 
 
-# ----------------------------------------------------------------------------------------------- the files
-def test_write_report_files(tmp_path, params):
-    sst2_scores, sst2_predictions = sst2_phases()
-    rows = compare_split(SST2, "test", sst2_scores, sst2_predictions, seed=params.seed)
-    runs = {"sst2": {"zeroshot": RUN, "finetuned": {**RUN, "dtype": "bfloat16"}}}
+def test_write_report_files(tmp_path, params, wordnet_ready):
+    sst2_rows, sst2_facts = sst2_compare()
+    squad_scores, squad_predictions = squad_phases()
+    squad_rows, squad_facts = compare_split(SQUAD, "validation", squad_scores, squad_predictions,
+                                            seed=params.data.seed)
+    rows, facts = sst2_rows + squad_rows, [sst2_facts, squad_facts]
+    runs = {"sst2": {"zeroshot": RUN, "finetuned": {**RUN, "dtype": "bfloat16"}},
+            "squad_v2": {"zeroshot": RUN, "finetuned": RUN}}
     md, png, js = (tmp_path / "report" / f"summary.{ext}" for ext in ("md", "png", "json"))
-    write_report(rows, [SST2], runs, params, md, png, js)
+    write_report(rows, facts, [SST2, SQUAD], runs, params, md, png, js)
     text = md.read_text(encoding="utf-8")
     assert params.model.name in text
-    assert readme_block(rows) in text
+    assert readme_block(rows, facts) in text
+    assert f"training seed {params.seed}, {params.data.train_examples} training examples" in text
+    assert f"(data.seed {params.data.seed})" in text
     assert ("- `sst2` (fraction): 0-shot, chat template off, prompt `0123456789ab`, "
             "dtype float32 (zero-shot) / bfloat16 (fine-tuned)") in text
     assert "1,000 seeded resamples" in text and "paired" in text and "No interval" not in text
+    assert "whole articles (30 articles)" in text and "MDE" in text
     assert png.read_bytes()[:8] == PNG_MAGIC
     summary = json.loads(js.read_text())
-    assert summary["bootstrap"] == {"resamples": 1000, "level": 0.95, "seed": params.seed}
-    accuracy = summary["sst2"]["test"]["accuracy"]
-    assert summary["sst2"]["test"]["n"] == 200
-    assert set(accuracy) == {f"{p}{s}" for p in ("zeroshot", "finetuned", "delta") for s in ("", "_low", "_high")}
-    assert accuracy["delta"] == pytest.approx(rows[0].delta) and accuracy["delta_low"] == rows[0].delta_ci.low
-    assert set(summary["sst2"]["test"]) == {"n", *SST2.metrics.headline}
+    assert summary["bootstrap"] == {"resamples": 1000, "level": 0.95, "seed": params.data.seed}
+    sst2 = summary["sst2"]["test"]
+    assert set(sst2) == {"n", "composition", "resampling", "baseline", "mcnemar_p", "mcnemar_only_zeroshot",
+                         "mcnemar_only_finetuned", *SST2.metrics.headline}
+    assert (sst2["n"], sst2["composition"], sst2["resampling"]) == (200, sst2_facts.composition, "examples (i.i.d.)")
+    assert sst2["baseline"] == sst2_facts.baseline
+    assert sst2["mcnemar_p"] == sst2_facts.mcnemar["p"]
+    assert sst2["mcnemar_only_zeroshot"] == sst2_facts.mcnemar["only_first"]
+    assert sst2["mcnemar_only_finetuned"] == sst2_facts.mcnemar["only_second"]
+    squad = summary["squad_v2"]["validation"]
+    assert set(squad) == {"n", "composition", "resampling", "baseline", *SQUAD.metrics.headline}
+    assert (squad["n"], squad["resampling"], squad["baseline"]) == (60, "whole articles (30 articles)",
+                                                                    "always abstain")
+    for task, entry, task_rows in (("sst2", sst2, sst2_rows), ("squad_v2", squad, squad_rows)):
+        for row in task_rows:
+            values = entry[row.metric]
+            assert set(values) == METRIC_KEYS, (task, row.metric)
+            assert values["delta"] == pytest.approx(row.delta)
+            assert (values["delta_low"], values["delta_high"]) == (row.delta_ci.low, row.delta_ci.high)
+            assert values["mde"] == pytest.approx(MDE_FACTOR * values["mde"] / MDE_FACTOR) == row.mde
+            assert values["delta_iid_width"] == row.delta_iid_width and values["baseline"] == row.baseline
+    assert summary == summary_metrics(rows, facts, params.data.seed)
     assert sorted(p.name for p in md.parent.iterdir()) == ["summary.json", "summary.md", "summary.png"]
 
 
-def write_phase_files(root: Path, task: str, phase: str, scores: dict, records: list[dict], split: str = "test"):
-    """metrics/<task>/<phase>.json (per-split scores + run) and predictions/<task>/<phase>/<split>.json."""
+def write_phase_files(root: Path, task: str, phase: str, scores: dict, records: list[dict], split: str = "test",
+                      counts: dict | None = None):
+    """metrics/<task>/<phase>.json (per-split scores + run), predictions/<task>/<phase>/<split>.json and its
+    run.json (with the training label counts, as evaluate_phase writes them)."""
     write_json(root / "metrics" / task / f"{phase}.json", {split: scores, "run": RUN})
     write_json(root / "predictions" / task / phase / f"{split}.json", records)
+    write_json(root / "predictions" / task / phase / "run.json", {**RUN, "train_label_counts": counts or COUNTS})
 
 
 def test_no_module_decides_the_headline_list(tmp_path, params, monkeypatch, capsys):
@@ -189,9 +355,12 @@ def test_no_module_decides_the_headline_list(tmp_path, params, monkeypatch, caps
     table = [line for line in printed.splitlines() if line.startswith("| sst2 |")]
     assert [line.split(" | ")[2] for line in table] == ["macro_recall", "recall_negative"]
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert set(summary["sst2"]["test"]) == {"n", "macro_recall", "recall_negative"}
+    assert set(summary["sst2"]["test"]) == {"n", "composition", "resampling", "baseline", "mcnemar_p",
+                                            "mcnemar_only_zeroshot", "mcnemar_only_finetuned", "macro_recall",
+                                            "recall_negative"}
 
-    _, rows = pipeline._compare_phases(task, params.seed)
+    _, rows, facts = pipeline.compare_phases(task, params.data.seed)
+    assert [f.split for f in facts] == ["test"]
     counts = {"finetuned": {"total": 1, "trainable": 1, "embedding": 0}}
     card = build_model_card(task, params, "me/x", rows, {"zeroshot": RUN, "finetuned": RUN}, counts)
     names = {result.metric_name for result in card.data.eval_results}
@@ -202,12 +371,23 @@ def test_no_module_decides_the_headline_list(tmp_path, params, monkeypatch, caps
 def test_report_skips_splits_one_phase_lacks(tmp_path, params, monkeypatch):
     scores, predictions = sst2_phases(40)
     write_phase_files(tmp_path, "sst2", "zeroshot", scores["zeroshot"], predictions["zeroshot"])
+    write_phase_files(tmp_path, "sst2", "finetuned", scores["finetuned"], predictions["finetuned"])
     write_json(tmp_path / "metrics/sst2/finetuned.json",
                {"test": scores["finetuned"], "validation": scores["finetuned"], "run": RUN})
-    write_json(tmp_path / "predictions/sst2/finetuned/test.json", predictions["finetuned"])
     monkeypatch.chdir(tmp_path)
-    _, rows = pipeline._compare_phases(SST2, seed=1)
-    assert {r.split for r in rows} == {"test"}
+    _, rows, facts = pipeline.compare_phases(SST2, seed=1)
+    assert {r.split for r in rows} == {"test"} and [f.split for f in facts] == ["test"]
+
+
+def test_compare_phases_takes_the_majority_class_from_run_json(tmp_path, monkeypatch):
+    scores, predictions = sst2_phases(40)
+    for phase in ("zeroshot", "finetuned"):
+        write_phase_files(tmp_path, "sst2", phase, scores[phase], predictions[phase], counts={"0": 9, "1": 2})
+    monkeypatch.chdir(tmp_path)
+    _, rows, (facts,) = pipeline.compare_phases(SST2, seed=1)
+    assert facts.baseline == "majority class of the training split (always `negative`)"
+    share = sum(r["actual"] == "negative" for r in predictions["finetuned"]) / 40
+    assert rows[0].baseline == pytest.approx(share, abs=1e-12)
 
 
 def _literal_lists(tree: ast.AST) -> list[list[str]]:

@@ -1,5 +1,6 @@
-"""tuneval.stats: the seeded percentile bootstrap, the paired difference, and per-example statistics that
-reproduce the engine's score() on the full set and on resamples."""
+"""tuneval.stats: the seeded percentile bootstrap (of examples or of whole clusters), the paired difference, its
+standard error and minimum detectable effect, McNemar's exact test, and per-example statistics that reproduce the
+engine's score() on the full set and on resamples."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ import time
 import numpy as np
 import pytest
 
-from tuneval import wordnet as wordnet_support
 from tuneval.errors import DataError
 from tuneval.evaluation import score
 from tuneval.metrics import classification_metrics
 from tuneval.stats import (
+    MDE_FACTOR,
+    MIN_CLUSTERS,
     Interval,
+    Paired,
     align_by_id,
     classification_from_confusion,
+    cluster_labels,
+    mcnemar_exact,
     paired_bootstrap,
     percentile_interval,
     prediction_statistic,
     resample_counts,
+    resampling,
 )
 from tuneval.tasks import get_task
 
@@ -40,8 +46,10 @@ def sst2_records(n: int, right: float, seed: int = 0) -> list[dict]:
     return records
 
 
-def squad_records(n: int, seed: int = 0) -> list[dict]:
-    """n SQuAD v2 records: about a third unanswerable, answers right, empty or wrong, tied probabilities too."""
+def squad_records(n: int, seed: int = 0, per_article: int = 2, per_context: int = 1) -> list[dict]:
+    """n SQuAD v2 records: about a third unanswerable, answers right, empty or wrong, tied probabilities too; with
+    the engine's `cluster` keys: `per_article` consecutive questions share an article, `per_context` a context
+    (per_article a multiple of per_context, so contexts nest in articles)."""
     rng = random.Random(seed)
     records = []
     for i in range(n):
@@ -49,7 +57,9 @@ def squad_records(n: int, seed: int = 0) -> list[dict]:
         prediction = rng.choice(["", gold[0] if gold else "", " ".join(rng.sample(WORDS, 2)), "the sun"])
         prob = 0.5 if rng.random() < 0.2 else rng.random()
         records.append({"id": f"q{i}", "generated": prediction, "prediction": prediction,
-                        "no_answer_prob": prob, "gold": gold})
+                        "no_answer_prob": prob, "gold": gold,
+                        "cluster": {"title": f"article-{i // per_article:04d}",
+                                    "context": f"{i // per_context:012x}"}})
     return records
 
 
@@ -63,10 +73,6 @@ def constant(values: dict[str, np.ndarray]):
     return lambda counts: {key: counts @ v / counts.sum(axis=1) for key, v in values.items()}
 
 
-@pytest.fixture(scope="module")
-def wordnet_ready() -> None:
-    if not wordnet_support.wordnet_available():
-        pytest.skip("WordNet is not installed for NLTK (METEOR); see scripts/install_wordnet.py")
 
 
 # ----------------------------------------------------------------------------------------------- resampling
@@ -82,6 +88,33 @@ def test_resample_counts_are_seeded_resamples_of_n():
         next(resample_counts(0, 10))
 
 
+def test_one_cluster_per_example_is_the_iid_bootstrap_draw_for_draw():
+    iid = np.concatenate(list(resample_counts(50, 250, seed=7)))
+    labels = [f"example-{i:03d}" for i in range(50)]  # sorted like the examples
+    clustered = np.concatenate(list(resample_counts(50, 250, seed=7, clusters=labels)))
+    assert np.array_equal(clustered, iid)
+    shuffled = random.Random(1).sample(labels, 50)  # any labels: the same draws, the columns in label order
+    ranks = np.argsort(np.argsort(shuffled))
+    assert np.array_equal(np.concatenate(list(resample_counts(50, 250, seed=7, clusters=shuffled))), iid[:, ranks])
+
+
+def test_cluster_resamples_draw_whole_clusters():
+    sizes = [1, 2, 3, 5, 8, 13]
+    labels = [f"c{k}" for k, size in enumerate(sizes) for _ in range(size)]
+    random.Random(0).shuffle(labels)  # a cluster's examples need not be adjacent
+    counts = np.concatenate(list(resample_counts(len(labels), 300, seed=3, batch=70, clusters=labels)))
+    again = np.concatenate(list(resample_counts(len(labels), 300, seed=3, batch=70, clusters=labels)))
+    assert counts.shape == (300, len(labels)) and np.array_equal(counts, again)
+    members = {c: [i for i, label in enumerate(labels) if label == c] for c in set(labels)}
+    per_cluster = np.stack([counts[:, m[0]] for m in members.values()], axis=1)
+    for index in members.values():
+        assert (counts[:, index] == counts[:, index[:1]]).all()  # constant within a cluster, every resample
+    assert (per_cluster.sum(axis=1) == len(sizes)).all()  # 6 clusters drawn with replacement
+    assert len(set(counts.sum(axis=1))) > 1  # so the number of examples varies
+    with pytest.raises(ValueError, match="cluster labels"):
+        next(resample_counts(len(labels), 10, clusters=labels[:-1]))
+
+
 def test_percentile_interval_drops_undefined_values():
     values = np.array([*range(101), np.nan, np.inf])
     interval = percentile_interval(values)
@@ -89,6 +122,7 @@ def test_percentile_interval_drops_undefined_values():
     assert percentile_interval(np.array([np.nan])) is None
     assert Interval(0.1, 0.2).excludes_zero() and Interval(-0.2, -0.1).excludes_zero()
     assert not Interval(0.0, 0.2).excludes_zero() and not Interval(-0.1, 0.1).excludes_zero()
+    assert Interval(-0.1, 0.3).width == pytest.approx(0.4) and Interval(2.0, 2.0).width == 0.0
 
 
 # ------------------------------------------------------------------------------------------ paired intervals
@@ -99,6 +133,7 @@ def test_identical_phases_give_a_zero_difference_interval():
     assert list(results) == SST2.metrics.headline
     for result in results.values():
         assert result.delta == 0 and result.delta_ci == Interval(0.0, 0.0)
+        assert result.delta_se == 0.0 and result.mde == 0.0
         assert result.first_ci == result.second_ci and result.first_ci.low < result.first < result.first_ci.high
 
 
@@ -223,3 +258,138 @@ def test_align_by_id_matches_records_and_refuses_different_examples():
         align_by_id(a, [{"id": "1"}, {"id": "3"}])
     with pytest.raises(DataError):
         align_by_id(a, [*b, {"id": "1"}])
+
+
+# ------------------------------------------------------------------------------------- the bootstrap's unit
+def test_two_articles_give_no_honest_interval():
+    """A cluster bootstrap over 2 articles has 3 possible resamples: no interval, and the report says why."""
+    records = squad_records(40, per_article=20, per_context=4)  # 2 articles, 10 contexts
+    unit = resampling(SQUAD, records)
+    assert (unit.unit, unit.labels, unit.honest) == ("none", None, False)
+    assert unit.counts == {"article": 2, "context": 10}
+    assert unit.describe() == f"no honest interval: 2 articles, 10 contexts, fewer than {MIN_CLUSTERS} clusters"
+    with pytest.raises(DataError, match="no honest interval") as excinfo:
+        cluster_labels(SQUAD, records)
+    assert "squad_v2" in str(excinfo.value) and "40 examples" in str(excinfo.value)
+
+
+def test_too_few_articles_fall_back_to_contexts():
+    records = squad_records(60, per_article=30, per_context=2)  # 2 articles, 30 contexts
+    unit = resampling(SQUAD, records)
+    assert unit.unit == "context" and unit.honest
+    assert unit.labels == [r["cluster"]["context"] for r in records]
+    assert unit.describe() == "whole contexts (2 articles, 30 contexts)"
+    assert cluster_labels(SQUAD, records) == (unit.labels, "context")
+
+
+def test_enough_articles_resample_articles():
+    records = squad_records(120, per_article=4, per_context=2)  # 30 articles, 60 contexts
+    unit = resampling(SQUAD, records)
+    assert (unit.unit, unit.counts) == ("article", {"article": 30})  # the coarsest unit that has enough
+    assert unit.labels == [r["cluster"]["title"] for r in records]
+    assert unit.describe().startswith("whole articles (30 articles")
+    assert cluster_labels(SQUAD, records) == (unit.labels, "article")
+
+
+def test_independent_examples_resample_examples():
+    unit = resampling(SST2, sst2_records(10, right=0.5))
+    assert (unit.unit, unit.labels, unit.honest, unit.describe()) == ("example", None, True, "examples (i.i.d.)")
+    assert cluster_labels(SST2, sst2_records(3, right=0.5)) == (None, "example")
+
+
+def test_records_without_cluster_keys_are_refused():
+    records = [{k: v for k, v in r.items() if k != "cluster"} for r in squad_records(40)]
+    with pytest.raises(DataError, match="cluster field 'title'"):
+        resampling(SQUAD, records)
+
+
+def test_clustered_outcomes_widen_the_interval():
+    """Questions of an article all right or all wrong together: resampling articles sees 40 outcomes, not 200, so
+    its interval is wider than the i.i.d. one (which would overstate the evidence)."""
+    rng = random.Random(5)
+    labels = [f"a{i // 5:02d}" for i in range(200)]
+    right = {label: rng.random() < 0.6 for label in set(labels)}
+    worse = [{"id": str(i), "actual": "positive", "predicted": "negative", "loglik": {}} for i in range(200)]
+    better = [dict(r, predicted="positive" if right[labels[i]] else "negative") for i, r in enumerate(worse)]
+    stats = (prediction_statistic(SST2, worse, ["accuracy"]), prediction_statistic(SST2, better, ["accuracy"]))
+    iid = paired_bootstrap(*stats, 200, seed=1)["accuracy"]
+    clustered = paired_bootstrap(*stats, 200, seed=1, clusters=labels)["accuracy"]
+    assert clustered.delta == iid.delta
+    assert clustered.delta_ci.width > 1.5 * iid.delta_ci.width
+    assert clustered.delta_se > 1.5 * iid.delta_se
+
+
+# ------------------------------------------------------------------------------------- SE, MDE and McNemar
+def test_delta_se_is_the_resampled_differences_standard_deviation_and_mde_is_2_8_of_it():
+    from scipy.stats import norm
+
+    worse, better = sst2_records(300, right=0.55, seed=1), sst2_records(300, right=0.7, seed=1)
+    first, second = prediction_statistic(SST2, worse, ["accuracy"]), prediction_statistic(SST2, better, ["accuracy"])
+    result = paired_bootstrap(first, second, 300, resamples=400, seed=4)["accuracy"]
+    counts = np.concatenate(list(resample_counts(300, 400, seed=4)))
+    deltas = second(counts)["accuracy"] - first(counts)["accuracy"]
+    assert result.delta_se == pytest.approx(deltas.std(ddof=1), rel=1e-12)
+    assert result.mde == pytest.approx(2.8016 * result.delta_se, rel=1e-12)
+    assert abs(MDE_FACTOR - (norm.ppf(0.975) + norm.ppf(0.8))) < 1e-4  # z_0.975 + z_0.80
+    assert Paired(0.5, 0.6, None, None, None).mde is None  # no SE, no MDE
+
+
+@pytest.mark.parametrize(("b", "c"), [(2, 10), (10, 2), (0, 5), (4, 4)])
+def test_mcnemar_exact_is_the_two_sided_binomial_p_of_the_discordant_pairs(b, c):
+    from math import comb
+
+    from scipy.stats import binomtest
+
+    first = [True] * b + [False] * c + [True] * 7 + [False] * 3  # 7 right in both, 3 wrong in both
+    second = [False] * b + [True] * c + [True] * 7 + [False] * 3
+    result = mcnemar_exact(first, second)
+    exact = min(1.0, 2 * sum(comb(b + c, k) for k in range(min(b, c) + 1)) / 2 ** (b + c))
+    assert result == {"only_first": b, "only_second": c, "p": pytest.approx(exact, rel=1e-9)}
+    assert result["p"] == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_mcnemar_by_hand_and_without_discordant_pairs():
+    first = [True, True] + [False] * 10 + [True] * 5
+    second = [False, False] + [True] * 10 + [True] * 5
+    assert mcnemar_exact(first, second)["p"] == pytest.approx(158 / 4096)  # 2 * (1 + 12 + 66) / 2^12
+    assert mcnemar_exact([True, False, True], [True, False, True]) == {"only_first": 0, "only_second": 0, "p": 1.0}
+    with pytest.raises(ValueError):
+        mcnemar_exact([True], [True, False])
+
+
+# -------------------------------------------------------------------------------------------------- answered
+def test_answered_matches_answer_rate_and_score_on_the_full_set(wordnet_ready):
+    from tuneval.metrics import answer_rate
+
+    records = squad_records(80, seed=6)
+    records[0] = dict(records[0], prediction="the sun", no_answer_prob=1.5)  # above the threshold: abstains
+    records[1] = dict(records[1], prediction="", no_answer_prob=0.0)
+    preds = {r["id"]: r["prediction"] for r in records}
+    probs = {r["id"]: r["no_answer_prob"] for r in records}
+    expected = 100.0 * sum(bool(r["prediction"]) and r["no_answer_prob"] <= 1.0 for r in records) / len(records)
+    assert answer_rate(preds, probs) == pytest.approx(expected)
+    full = prediction_statistic(SQUAD, records, ["answered"])(np.ones((1, len(records))))
+    assert full["answered"][0] == pytest.approx(expected, abs=1e-9)
+    scores = score(SQUAD, records)
+    assert scores["answered"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_engine_cluster_keys_on_the_bundled_dev_sample_resample_articles(repo_root):
+    """evaluation.predict records each row's cluster fields (a long context as a 12-hex digest); on the bundled
+    SQuAD v2 dev sample (560 questions, 35 articles, 452 contexts) the bootstrap resamples whole articles."""
+    import hashlib
+
+    from tuneval.evaluation import cluster_keys
+    from tuneval.io import read_jsonl
+
+    rows = read_jsonl(repo_root / "data" / "sample" / "squad_v2" / "validation.jsonl.gz")
+    keys = [cluster_keys(SQUAD, row) for row in rows]
+    assert keys[0] == {"title": rows[0]["title"],
+                       "context": hashlib.sha256(rows[0]["context"].encode()).hexdigest()[:12]}
+    assert cluster_keys(SQUAD, {"title": "Short", "context": "A short context."}) == {
+        "title": "Short", "context": "A short context."}
+    assert len({k["context"] for k in keys}) == len({r["context"] for r in rows}) == 452
+    unit = resampling(SQUAD, [{"id": r["id"], "cluster": k} for r, k in zip(rows, keys, strict=True)])
+    assert (unit.unit, unit.counts) == ("article", {"article": 35})
+    assert unit.describe() == "whole articles (35 articles)"
+    assert cluster_keys(SST2, {"id": "1", "sentence": "x", "label": 0}) == {}

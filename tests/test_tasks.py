@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tuneval.errors import TaskError, TunevalError
-from tuneval.tasks import TASK_NAMES, Task, demonstration, get_task
+from tuneval.tasks import TASK_NAMES, MetricSpec, Task, demonstration, get_task
 
 SST2_ROW = {"id": "7", "sentence": "a gorgeous, witty film", "label": 1}
 SQUAD_ANSWERABLE = {
@@ -107,3 +109,41 @@ def test_demonstration_drops_stop_string():
     assert demonstration(squad, SQUAD_ANSWERABLE) == squad.format_prompt(SQUAD_ANSWERABLE) + " the sun"
     sst2 = get_task("sst2")
     assert demonstration(sst2, SST2_ROW) == sst2.format_prompt(SST2_ROW) + " positive"
+
+
+# ------------------------------------------------------------------------------------- the study's task facts
+def test_clusters_and_baselines():
+    squad, sst2 = get_task("squad_v2"), get_task("sst2")
+    assert list(squad.clusters.items()) == [("title", "article"), ("context", "context")]  # coarsest first
+    assert sst2.clusters == {}  # independent sentences
+    assert (sst2.baseline, squad.baseline) == ("majority_class", "always_abstain")
+
+
+def test_abstains():
+    squad = get_task("squad_v2")
+    assert squad.abstains(SQUAD_UNANSWERABLE) and not squad.abstains(SQUAD_ANSWERABLE)
+    assert not get_task("sst2").abstains(SST2_ROW)  # no abstain answer: never
+
+
+def test_squad_headline_reports_the_answer_rate():
+    metrics = get_task("squad_v2").metrics
+    assert "answered" in metrics.headline
+    assert metrics.headline.index("answered") == metrics.headline.index("NoAns_f1") + 1
+    assert metrics.display_name("answered") == "Answered (%)"
+
+
+@pytest.mark.parametrize(("task", "baseline", "words"), [("sst2", "coin_flip", "baseline = 'coin_flip'"),
+                                                         ("sst2", "always_abstain", "needs an `abstain`")])
+def test_bad_baseline_is_a_task_error(task, baseline, words):
+    import dataclasses
+
+    with pytest.raises(TaskError, match=re.escape(words)):
+        dataclasses.replace(get_task(task), baseline=baseline)
+
+
+def test_metric_spec_errors_are_task_errors():
+    with pytest.raises(TaskError, match="metrics.scale = 'permille'"):
+        MetricSpec(scale="permille", headline=["accuracy"])
+    with pytest.raises(TaskError, match="not in metrics.headline") as excinfo:
+        MetricSpec(scale="fraction", headline=["accuracy"], hub={"f1": {"type": "f1"}})
+    assert isinstance(excinfo.value, TunevalError)

@@ -30,6 +30,7 @@ def small_params(**train):
     params = load_params(REPO / "params.yaml")
     return dataclasses.replace(  # fp32 and the seed's lr: equivalence checks (packing) hold to 1e-5 there
         params, epochs=2, batch_size=8, lr=2e-5, model=dataclasses.replace(params.model, dtype="float32"),
+        eval=dataclasses.replace(params.eval, max_prompt_tokens=96),  # training's prompt budget (< max_length)
         train=dataclasses.replace(params.train, **{"method": "full", "per_device_batch_size": 4, "save_steps": 2,
                                                     "logging_steps": 1,
                                                     "max_length": 128, "eval_examples": 8, "eval_steps": 3, **train}),
@@ -338,3 +339,35 @@ def test_lora_runs_with_the_same_seed_give_the_same_adapter(setup):
     first = _train(setup, "lora_a", small_params(method="lora", eval_examples=None))
     second = _train(setup, "lora_b", small_params(method="lora", eval_examples=None))
     assert (first / "adapter_model.safetensors").read_bytes() == (second / "adapter_model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("chat_template", [False, True])
+def test_training_and_evaluation_build_the_same_prompt_ids(chat_template, tmp_path):
+    """One prompt for both: the ids training puts before the answer equal evaluation's prompt, for a SQuAD example
+    whose context must be cut (and an SST-2 one), with and without a chat template."""
+    from transformers import AutoTokenizer
+
+    from tuneval.io import read_jsonl
+    from tuneval.tasks.prompting import build_prompts
+    from tuneval.training_data import IGNORE_INDEX, encode_example
+
+    repo = Path(__file__).resolve().parents[1]
+    params = load_params(repo / "params.yaml")
+    squad = get_task("squad_v2")
+    rows = read_jsonl(repo / "data/sample/squad_v2/validation.jsonl.gz")[:3]
+    long_row = {**rows[0], "context": " ".join([rows[0]["context"]] * 8)}  # far over the prompt budget
+    model_cfg = dataclasses.replace(params.model, name="tiny-llama")
+    build_tiny_model(model_cfg, [r["context"] for r in rows], 1, tmp_path / "tiny")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tiny")
+    if chat_template:
+        tokenizer.chat_template = "{% for m in messages %}<user>{{ m['content'] }}{% endfor %}<model>"
+    budget = 128
+    sst2_row = {"sentence": "a fine film ", "label": 1}
+    for task, row in ((squad, long_row), (squad, rows[1]), (get_task("sst2"), sst2_row)):
+        (evaluated,) = build_prompts(task, [row], [[]], tokenizer, budget, chat_template)
+        trained = encode_example(task, row, tokenizer, max_length=budget + 32, max_prompt_tokens=budget,
+                                 chat_template=chat_template)
+        prompt_len = trained["labels"].count(IGNORE_INDEX)
+        assert trained["input_ids"][:prompt_len] == evaluated
+        assert trained["labels"][prompt_len:] == trained["input_ids"][prompt_len:]
+    assert len(build_prompts(squad, [long_row], [[]], tokenizer, budget, chat_template)[0]) <= budget

@@ -1,6 +1,7 @@
-"""`tuneval eval`: the pipeline's evaluation engine for ad-hoc use, without DVC.
+"""`tuneval eval`: the pipeline's evaluation engine for ad-hoc use, without DVC; `tuneval compare`: experiments.
 
     tuneval eval --model models/sst2 --task sst2 --split validation [--num-fewshot K] [--limit N] [--out f.json]
+    tuneval compare EXP_A EXP_B [EXP_C ...] [--task T] [--split S] [--metric M] [--json PATH]   (tuneval.compare)
 """
 
 from __future__ import annotations
@@ -9,27 +10,34 @@ import argparse
 import sys
 from pathlib import Path
 
+from tuneval import compare
 from tuneval.config import load_params
 from tuneval.errors import DataError, report_error
 from tuneval.io import read_jsonl, write_json
 
 
-def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict]]:
-    """(rows to score, train rows for few-shot): pipeline outputs if present, else the raw data."""
+def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict], str]:
+    """(rows to score, train rows for few-shot, where the rows came from): pipeline outputs if present, else the
+    raw data."""
     from tuneval import paths
     from tuneval.data import load_raw, normalize
 
     if data_dir is None and paths.eval_rows_file(task.name, split).is_file():
         train = paths.split_file(task.name, "train")
-        return read_jsonl(paths.eval_rows_file(task.name, split)), read_jsonl(train) if train.is_file() else []
+        source = paths.eval_rows_file(task.name, split)
+        what = ("the pipeline's 80/20 holdout" if split == "test" else
+                f"the pipeline's prepared copy (data.validation_examples.{task.name} = "
+                f"{params.data.validation_examples.get(task.name)}, "
+                "a seeded draw when set; --data-dir scores the raw files)")
+        return read_jsonl(source), read_jsonl(train) if train.is_file() else [], f"{source}: {what}"
     if split == "test":
         raise DataError("--split test needs the pipeline's split (run `dvc repro split`); use --split validation")
     if data_dir is not None:
         from dataclasses import replace
 
         params = replace(params, data=replace(params.data, source="local", local_dir=str(data_dir)))
-    rows = normalize(task, load_raw(task, "validation", params)[0])
-    return rows, normalize(task, load_raw(task, "train", params)[0])
+    rows, origin = load_raw(task, "validation", params)
+    return normalize(task, rows), normalize(task, load_raw(task, "train", params)[0]), f"{origin}: every row"
 
 
 def resolve_model_arg(model: str, params) -> str:
@@ -44,26 +52,31 @@ def resolve_model_arg(model: str, params) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from tuneval.data import draw
     from tuneval.evaluation import EvalSettings, evaluate
     from tuneval.modeling import load_model, load_tokenizer
     from tuneval.tasks import get_task
 
     params = load_params(args.params)
     task = get_task(args.task)
-    rows, train_rows = _rows_for(task, args.split, args.data_dir, params)
-    rows = rows[: args.limit]
-    settings = EvalSettings(
+    rows, train_rows, origin = _rows_for(task, args.split, args.data_dir, params)
+    total = len(rows)
+    rows = draw(rows, args.limit, f"{params.data.seed}-limit")  # the pipeline's eval.limit draw
+    num_fewshot = params.eval.num_fewshot if args.num_fewshot is None else args.num_fewshot
+    settings = EvalSettings(  # params.yaml's eval settings; flags override them, never silently ignored
         batch_size=args.batch_size or params.eval.batch_size,
         max_prompt_tokens=params.eval.max_prompt_tokens,
         max_new_tokens=params.eval.max_new_tokens,
-        num_fewshot=args.num_fewshot,
-        seed=params.seed,
+        num_fewshot=num_fewshot,
+        seed=params.data.seed,
+        chat_template=params.eval.chat_template if args.chat_template is None else args.chat_template,
     )
+    print(f"scoring {len(rows):,} of {total:,} rows from {origin}")
     model_path = resolve_model_arg(args.model, params)
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, dtype=args.dtype)
     scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
-    print(f"{task.name} [{args.split}] {len(rows):,} examples, {args.num_fewshot}-shot, model {args.model}")
+    print(f"{task.name} [{args.split}] {len(rows):,} examples, {num_fewshot}-shot, model {args.model}")
     for key, value in scores.items():
         if isinstance(value, int | float):
             print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
@@ -82,17 +95,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="model directory (e.g. models/sst2), hub id, .gguf file or gemma-3-270m (offline GGUF)")
     ev.add_argument("--task", required=True, help="sst2 | squad_v2")
     ev.add_argument("--split", default="validation", choices=["validation", "test"])
-    ev.add_argument("--num-fewshot", type=int, default=0)
-    ev.add_argument("--limit", type=int, default=None, help="score only the first N examples")
+    ev.add_argument("--num-fewshot", type=int, default=None, help="demonstrations (default: eval.num_fewshot)")
+    ev.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None,
+                    help="wrap prompts in the tokenizer's chat template (default: eval.chat_template)")
+    ev.add_argument("--limit", type=int, default=None, help="score a seeded random draw of N examples")
     ev.add_argument("--batch-size", type=int, default=None)
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--data-dir", type=Path, default=None,
                     help="JSONL root in the shared-data layout (e.g. ../shared/data) instead of pipeline outputs")
     ev.add_argument("--params", default="params.yaml")
     ev.add_argument("--out", default=None, help="write metrics JSON here (+ .predictions.json beside it)")
+    compare.add_parser(sub)  # `tuneval compare`: its arguments and command live in tuneval.compare
     args = parser.parse_args(argv)
     try:
-        return cmd_eval(args)
+        return compare.cmd_compare(args) if args.command == "compare" else cmd_eval(args)
     except Exception as err:  # noqa: BLE001 - as in stages: a user error is one paragraph, a bug its traceback
         report_error(err)
         return 1

@@ -46,7 +46,11 @@ class DataConfig:
     source: str
     local_dir: str
     files: dict[str, dict[str, str]]
-    max_examples: int | None
+    seed: int
+    train_examples: int | None
+    unanswerable_share: float
+    test_examples: int | None
+    validation_examples: dict[str, int | None]  # per task
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class TrainConfig:
     eval_examples: int | None
     eval_steps: int
     num_processes: int
+    num_machines: int
     accelerate_config: str | None
 
 
@@ -122,6 +127,7 @@ DATA_SOURCES = ("sample", "local", "hub")
 EVAL_SPLITS = ("test", "validation")
 TRAIN_METHODS = ("full", "lora")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ACCELERATE_CONFIG_DIR = "configs/accelerate"  # train.accelerate_config lives here: a dep of the train stage
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -202,6 +208,12 @@ def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
     return value
 
 
+def _under(path: str, directory: str) -> bool:
+    """`path` (relative to the repository root, or absolute) lies inside the repository's `directory`."""
+    resolved = Path(path).resolve()
+    return resolved.is_relative_to(Path(directory).resolve()) and resolved != Path(directory).resolve()
+
+
 def _require(ok: bool, source: Path, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected {allowed}")
@@ -215,6 +227,16 @@ def _check_ranges(p: Params, src: Path) -> None:
         _require(task in TASK_NAMES, src, f"tasks[{i}]", task, f"one of {', '.join(TASK_NAMES)}")
     _require(p.data.source in DATA_SOURCES, src, "data.source", p.data.source, f"one of {DATA_SOURCES}")
     _require(0 < p.split.test_size < 1, src, "split.test_size", p.split.test_size, "a fraction in (0, 1)")
+    counts = {key: getattr(p.data, key) for key in ("train_examples", "test_examples")}
+    counts |= {f"validation_examples.{task}": value for task, value in p.data.validation_examples.items()}
+    for key, value in counts.items():
+        _require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), src,
+                 f"data.{key}", value, "null (all) or a number of examples >= 1")
+    for task in p.tasks:
+        _require(task in p.data.validation_examples, src, "data.validation_examples", p.data.validation_examples,
+                 f"a mapping with an entry for every task in `tasks` ({task} is missing; empty = all)")
+    _require(0 <= p.data.unanswerable_share < 1, src, "data.unanswerable_share", p.data.unanswerable_share,
+             "a fraction in [0, 1) (the official SQuAD v2 train set: 0.334)")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
     _require(p.model.dtype in DTYPES, src, "model.dtype", p.model.dtype, f"one of {DTYPES}")
     warmup = p.train.warmup_steps
@@ -232,17 +254,26 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(p.train.eval_examples is None or p.train.eval_examples >= 1, src, "train.eval_examples",
              p.train.eval_examples, "null (no eval loss) or >= 1 validation examples")
     _require(p.train.eval_steps >= 1, src, "train.eval_steps", p.train.eval_steps, ">= 1 optimizer steps")
+    _require(p.train.num_machines >= 1 and p.train.num_processes % p.train.num_machines == 0, src,
+             "train.num_machines", p.train.num_machines,
+             f"an integer >= 1 that divides train.num_processes={p.train.num_processes} (every machine runs "
+             "num_processes / num_machines processes; machine rank and main address come from the environment)")
     _require(p.train.accelerate_config is None or Path(p.train.accelerate_config).is_file(), src,
              "train.accelerate_config", p.train.accelerate_config,
              "null or an existing `accelerate config` YAML file (relative to the repository root)")
+    _require(p.train.accelerate_config is None or _under(p.train.accelerate_config, ACCELERATE_CONFIG_DIR), src,
+             "train.accelerate_config", p.train.accelerate_config,
+             f"a file under {ACCELERATE_CONFIG_DIR}/ (the train stage depends on that directory, so the config is "
+             "recorded in dvc.lock and changing it retrains)")
     _require(p.train.save_steps is None or p.train.save_steps >= 1, src, "train.save_steps", p.train.save_steps,
              "null (no checkpoints) or >= 1 optimizer steps")
     _require(p.train.lora.r >= 1, src, "train.lora.r", p.train.lora.r, "a LoRA rank >= 1")
     _require(0 <= p.train.lora.dropout < 1, src, "train.lora.dropout", p.train.lora.dropout, "a fraction in [0, 1)")
     _require(bool(p.train.lora.target_modules), src, "train.lora.target_modules", p.train.lora.target_modules,
              "at least one module name (e.g. q_proj)")
-    _require(p.train.max_length >= 64, src, "train.max_length", p.train.max_length,
-             ">= 64 tokens (room for a prompt and its answer)")
+    _require(p.train.max_length > p.eval.max_prompt_tokens, src, "train.max_length", p.train.max_length,
+             f"more than eval.max_prompt_tokens = {p.eval.max_prompt_tokens} (training sees evaluation's prompt, "
+             "cut the same way, plus its answer)")
     _require(p.eval.max_prompt_tokens >= 64, src, "eval.max_prompt_tokens", p.eval.max_prompt_tokens,
              ">= 64 tokens (room for a prompt)")
     _require(p.eval.max_new_tokens >= 1, src, "eval.max_new_tokens", p.eval.max_new_tokens, ">= 1")

@@ -1,4 +1,9 @@
-"""Raw data -> validated, normalized JSONL (prepare) -> seeded 80/20 split (split)."""
+"""Raw data -> validated, normalized JSONL (prepare) -> seeded 80/20 split and training draw (split).
+
+Every cap is a seeded random draw (`data.seed`), never the head of a file, and keeps the file's order. SQuAD v2's
+split keeps whole articles on one side and stratifies articles by whether they hold unanswerable questions, so
+both sides have abstentions for any seed; its training draw holds `data.unanswerable_share` of them.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,36 @@ def load_raw(task: Task, split: str, params: Params) -> tuple[list[dict[str, Any
         path = root / params.data.files[task.name][split]
         rows, origin = read_jsonl(path), str(path)
     validate_rows(task, rows, origin, labelled=True)
-    if params.data.max_examples is not None:
-        rows = rows[: params.data.max_examples]
     return rows, origin
+
+
+def draw(rows: list[dict[str, Any]], n: int | None, seed: int | str) -> list[dict[str, Any]]:
+    """A seeded random draw of n rows (all when n is None or >= len), in their original order."""
+    if n is None or n >= len(rows):
+        return list(rows)
+    keep = set(random.Random(seed).sample(range(len(rows)), n))
+    return [row for i, row in enumerate(rows) if i in keep]
+
+
+def draw_training(task: Task, rows: list[dict[str, Any]], n: int | None, share: float, seed: int,
+                  origin: str) -> list[dict[str, Any]]:
+    """The fine-tuning draw: n rows; for a task with abstentions, round(share * n) of them unanswerable.
+
+    DataError, naming the numbers, when the train side cannot give that many of either kind."""
+    if task.abstain is None or n is None:
+        return draw(rows, n, f"{seed}-train")
+    unanswerable = [row for row in rows if task.abstains(row)]
+    answerable = [row for row in rows if not task.abstains(row)]
+    wanted = round(share * n)
+    if wanted > len(unanswerable) or n - wanted > len(answerable):
+        raise DataError(
+            f"{origin}: data.train_examples = {n} with data.unanswerable_share = {share} needs {wanted} unanswerable "
+            f"and {n - wanted} answerable questions, but the train side of the split holds {len(unanswerable)} and "
+            f"{len(answerable)}: lower data.train_examples or the share, or use more data (data.source)"
+        )
+    keep = {id(r) for r in draw(unanswerable, wanted, f"{seed}-unanswerable")}
+    keep |= {id(r) for r in draw(answerable, n - wanted, f"{seed}-answerable")}
+    return [row for row in rows if id(row) in keep]
 
 
 def _load_from_hub(task: Task, split: str) -> list[dict[str, Any]]:
@@ -107,7 +139,10 @@ def normalize(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def split_rows(task: Task, rows: list[dict[str, Any]], test_size: float, seed: int, origin: str):
     """80/20 split: stratified by label, or grouped (whole articles on one side). Returns (train, test)."""
     if task.group_by:
-        return _grouped_split(rows, task.group_by, test_size, seed, origin)
+        strata = {row[task.group_by]: False for row in rows}
+        for row in rows:
+            strata[row[task.group_by]] |= task.abstains(row)
+        return _grouped_split(rows, task.group_by, strata, test_size, seed, origin)
     return _stratified_split(rows, task.stratify_by, test_size, seed, origin)
 
 
@@ -128,20 +163,43 @@ def _stratified_split(rows, label: str | None, test_size: float, seed: int, orig
     return train, test
 
 
-def _grouped_split(rows, group: str, test_size: float, seed: int, origin: str):
-    """Shuffle groups with `seed`, move whole groups to test until it holds >= test_size of the rows."""
-    groups = sorted({r[group] for r in rows})
-    if len(groups) < 2:
-        raise DataError(f"{origin}: cannot split by {group!r}: only {len(groups)} distinct value(s)")
-    random.Random(seed).shuffle(groups)
+def _grouped_split(rows, group: str, strata: dict[str, bool], test_size: float, seed: int, origin: str):
+    """Whole groups on one side, stratified by each group's stratum (SQuAD v2: does the article hold unanswerable
+    questions?). Per stratum the groups are shuffled with `seed` and moved to test until test holds >= test_size of
+    that stratum's rows; every stratum with >= 2 groups keeps at least one group on each side."""
+    if len(strata) < 2:
+        raise DataError(f"{origin}: cannot split by {group!r}: only {len(strata)} distinct value(s)")
+    flagged = sorted(g for g, flag in strata.items() if flag)
+    if len(flagged) == 1:
+        raise DataError(f"{origin}: only one {group} ({flagged[0]!r}) holds unanswerable questions, so they cannot "
+                        "be on both sides of the split; use data with abstentions in two or more of them")
     sizes = Counter(r[group] for r in rows)
+    rng = random.Random(seed)
     test_groups: set[str] = set()
-    n_test = 0
-    for g in groups[:-1]:  # never move every group
-        if n_test >= test_size * len(rows):
-            break
-        test_groups.add(g)
-        n_test += sizes[g]
+    for flag in (True, False):
+        groups = sorted(g for g, f in strata.items() if f is flag)
+        rng.shuffle(groups)
+        total, n_test = sum(sizes[g] for g in groups), 0
+        for g in groups[:-1]:  # never move a whole stratum
+            test_groups.add(g)
+            n_test += sizes[g]
+            if n_test >= test_size * total:
+                break
     train = [r for r in rows if r[group] not in test_groups]
     test = [r for r in rows if r[group] in test_groups]
     return train, test
+
+
+def composition(task: Task, rows: list[dict[str, Any]]) -> str:
+    """What a split is made of: distinct values of each cluster field and the unanswerable share, e.g.
+    `35 articles, 452 contexts, 50.5% unanswerable`; the label shares for classification tasks."""
+    if not rows:
+        return "empty"
+    parts = [f"{len({str(r[field]) for r in rows}):,} {unit}s" for field, unit in task.clusters.items()]
+    if task.abstain is not None:
+        parts.append(f"{100 * sum(task.abstains(r) for r in rows) / len(rows):.1f}% unanswerable")
+    if task.label_field:
+        counts = Counter(r[task.label_field] for r in rows)
+        parts += [f"{100 * counts[label] / len(rows):.1f}% {name}"
+                  for label, name in zip(task.labels, task.label_names, strict=True)]
+    return ", ".join(parts)

@@ -2,10 +2,12 @@
 
 Hot paths are batched: examples sorted by length, left padding with explicit position ids, one forward pass
 per batch for label scoring (logits kept only for the continuation tokens). Generation shares work between
-prompts with a common prefix (SQuAD questions on one context): the prefix is run once, its KV cache is copied
-to every question, one forward pass over the question suffixes starts greedy decoding and scores the first
-abstention token, and a multi-token abstention continues from that cache, so no prompt is ever run twice.
-Groups are then decoded together in batches: on a CPU a decoding step is bound by reading the weights.
+prompts with a common prefix (SQuAD questions on one context) and batches everything else: the prefixes of many
+groups run together in one length-sorted, left-padded pass (a prompt that shares nothing is a group of one, its
+prefix all but its last token), the KV cache is indexed out to one row per prompt, and one pass over the question
+suffixes followed by the abstention's first tokens starts greedy decoding and scores the whole abstention (its
+tokens are then cropped off the cache), so no prompt is ever run twice. Rows are then decoded together in large
+batches: on a CPU a decoding step is bound by reading the weights.
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_
 
 
 # ------------------------------------------------------------------------------------ shared-prefix decoding
+DECODE_BATCHES = 2  # prefill batches merged into one decoding batch (a step reads all weights, whatever the rows)
+PACK_MIN_FILL = 0.7  # a prefill batch holds prefixes of >= 70% of its longest one's length (little padding)
 MIN_SHARED_TOKENS = 16  # a shorter common prefix is not worth a separate prefill: such prompts are batched whole
 
 
@@ -257,20 +261,24 @@ def _merge(model, states: Sequence[DecodeState]) -> DecodeState:
 
 @torch.inference_mode()
 def _greedy(model, state: DecodeState, stops: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
-    """Greedy decoding, one token per step for the unfinished rows only (finished rows leave the batch)."""
+    """Greedy decoding, one token per step for every row until it stops. Finished rows leave the batch once they
+    are a quarter of it (leaving copies the whole KV cache, which costs more than a few idle rows)."""
     kw, cache, mask, last_pos, next_token = _cache_kw(model), state.cache, state.mask, state.last_pos, state.next_token
     outputs: list[list[int]] = [[] for _ in state.members]
     active = torch.arange(len(state.members), device=model.device)
+    running = torch.ones(len(active), dtype=torch.bool, device=model.device)
     for step in range(max_new_tokens):
-        for row, token in zip(active.tolist(), next_token.tolist(), strict=True):
-            outputs[row].append(token)
-        running = ~torch.isin(next_token, stops)
+        for row, token, live in zip(active.tolist(), next_token.tolist(), running.tolist(), strict=True):
+            if live:
+                outputs[row].append(token)
+        running = running & ~torch.isin(next_token, stops)
         if step == max_new_tokens - 1 or not running.any():
             break
-        if not running.all():
+        if 4 * int((~running).sum()) >= len(running):
             kept = running.nonzero().squeeze(-1)
             cache.batch_select_indices(kept)
-            active, next_token, mask, last_pos = active[kept], next_token[kept], mask[kept], last_pos[kept]
+            active, next_token, mask, last_pos, running = (
+                active[kept], next_token[kept], mask[kept], last_pos[kept], running[kept])
         mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long, device=mask.device)], dim=1)
         last_pos = last_pos + 1
         logits = model(input_ids=next_token[:, None], attention_mask=mask, position_ids=last_pos[:, None],
@@ -286,14 +294,87 @@ def _mergeable_width(model, max_new_tokens: int) -> int:
     return 10**9 if not window else window - 1 - max_new_tokens
 
 
+@torch.inference_mode()
+def _start_pack(model, pad_id: int, prompts: Sequence[list[int]], units: Sequence[PrefixGroup],
+                abstain: Sequence[int]) -> tuple[DecodeState, list[float]]:
+    """Prefill several prefix groups at once; their rows ready to decode and log p(abstain | prompt) for each.
+
+    1. One pass over the groups' prefixes (one row per group, left-padded; a lone prompt is its own group with
+       everything but its last token as the prefix). Its KV cache is then indexed out to one row per prompt.
+    2. One pass over every prompt's suffix followed by abstain[:-1], left-padded between prefix and suffix with
+       explicit position ids. Its last len(abstain) logits give the first answer token, p(abstain[0] | prompt)
+       and the rest of the abstention's probability; the abstention's tokens are then cropped off the cache, so
+       decoding continues from the prompt alone and no prompt is ever run twice."""
+    from transformers import DynamicCache
+
+    device, kw = model.device, _cache_kw(model)
+    cache = DynamicCache(config=model.config)
+    heads, head_mask, head_pos = _left_pad([prompts[u.members[0]][: u.prefix_len] for u in units], pad_id, device)
+    model(input_ids=heads, attention_mask=head_mask, position_ids=head_pos, use_cache=True, logits_to_keep=1,
+          **{kw: cache})
+    owner = torch.tensor([j for j, u in enumerate(units) for _ in u.members], device=device)
+    if len(owner) > len(units):
+        cache.batch_select_indices(owner)
+    extra = list(abstain[:-1])
+    ids, suffix_mask, _ = _left_pad([prompts[m][u.prefix_len :] + extra for u in units for m in u.members], pad_id,
+                                    device)
+    mask = torch.cat([head_mask[owner], suffix_mask], dim=1)
+    starts = torch.tensor([u.prefix_len for u in units], device=device)[owner]
+    positions = starts[:, None] + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+    k = len(abstain)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=k,
+                   **{kw: cache}).logits
+    logprobs = F.log_softmax(logits.float(), dim=-1)  # (rows, k, vocab): position -k is the prompt's last token
+    target = torch.tensor(list(abstain), device=device).expand(len(owner), k)
+    abstain_lp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1)
+    next_token = logprobs[:, 0].argmax(-1)
+    if extra:
+        cache.crop(-len(extra))
+        mask, positions = mask[:, : -len(extra)], positions[:, : -len(extra)]
+    members = [m for u in units for m in u.members]
+    return DecodeState(cache, mask, positions[:, -1], next_token, members), abstain_lp.tolist()
+
+
+def _packs(model, prompts: Sequence[list[int]], groups: Sequence[PrefixGroup], batch_size: int,
+           max_new_tokens: int, abstain: Sequence[int]) -> tuple[list[list[PrefixGroup]], list[PrefixGroup]]:
+    """Prefill batches: groups (a lone prompt is a group of one, its prefix all but the last token) sorted by
+    prefix length and packed up to `batch_size` rows, and the groups too wide to pad exactly (decoded alone)."""
+    limit = min(_mergeable_width(model, max_new_tokens), _mergeable_width(model, len(abstain) - 1))
+    units: list[PrefixGroup] = []
+    alone: list[PrefixGroup] = []
+    long_loners: list[int] = []
+    for group in groups:
+        singles = [PrefixGroup([m], len(prompts[m]) - 1) for m in group.members] if not group.prefix_len else [group]
+        for unit in singles:
+            if max(len(prompts[m]) for m in unit.members) <= limit and unit.prefix_len >= 1:
+                units.append(unit)
+            elif unit.prefix_len and len(unit.members) > 1:
+                alone.append(unit)
+            else:  # as before: whole prompts, length-sorted, batched together
+                long_loners += unit.members
+    long_loners.sort(key=lambda m: -len(prompts[m]))
+    alone += [PrefixGroup(long_loners[k : k + batch_size], 0) for k in range(0, len(long_loners), batch_size)]
+    units.sort(key=lambda u: -u.prefix_len)
+    packs: list[list[PrefixGroup]] = []
+    rows = batch_size
+    for unit in units:  # a new pack when full, or when padding to its first (longest) prefix would waste > 30%
+        if rows + len(unit.members) > batch_size or unit.prefix_len < PACK_MIN_FILL * packs[-1][0].prefix_len:
+            packs.append([])
+            rows = 0
+        packs[-1].append(unit)
+        rows += len(unit.members)
+    return packs, alone
+
+
 def generate_shared(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_tokens: int, batch_size: int,
                     abstain: Sequence[int], share_prefix: bool = True) -> tuple[list[str], list[float]]:
-    """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes; groups are
-    prefilled one by one, then decoded together in batches of about `batch_size` rows."""
+    """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes. Groups (and
+    lone prompts) are prefilled together in length-sorted batches of about `batch_size` rows and decoded in
+    batches of about `DECODE_BATCHES * batch_size` rows; prompts too long to pad exactly decode alone."""
     stops = torch.tensor(stop_token_ids(tokenizer, stop), device=model.device)
     groups = prefix_groups(prompts, batch_size, min_shared=MIN_SHARED_TOKENS if share_prefix else 10**9)
     texts, abstain_lp = [""] * len(prompts), [math.nan] * len(prompts)
-    limit = _mergeable_width(model, max_new_tokens)
+    packs, alone = _packs(model, prompts, groups, batch_size, max_new_tokens, abstain)
 
     def decode(states: list[DecodeState]) -> None:
         state = _merge(model, states)
@@ -301,19 +382,25 @@ def generate_shared(model, tokenizer, prompts: Sequence[list[int]], stop: str, m
             texts[i] = tokenizer.decode(tokens, skip_special_tokens=True)
 
     pending: list[DecodeState] = []
-    for group in tqdm(groups, desc="generating", leave=False):
-        state, lps = _start_group(model, tokenizer.pad_token_id, prompts, group, abstain)
-        for i, lp in zip(group.members, lps, strict=True):
-            abstain_lp[i] = lp
-        if state.mask.shape[1] > limit:
+    with tqdm(total=len(prompts), desc="generating", leave=False) as bar:
+        for group in alone:
+            state, lps = _start_group(model, tokenizer.pad_token_id, prompts, group, abstain)
+            for i, lp in zip(group.members, lps, strict=True):
+                abstain_lp[i] = lp
             decode([state])
-            continue
-        pending.append(state)
-        if sum(len(s.members) for s in pending) >= batch_size:
+            bar.update(len(group.members))
+        for pack in packs:
+            state, lps = _start_pack(model, tokenizer.pad_token_id, prompts, pack, abstain)
+            for i, lp in zip(state.members, lps, strict=True):
+                abstain_lp[i] = lp
+            pending.append(state)
+            if sum(len(s.members) for s in pending) >= DECODE_BATCHES * batch_size:
+                decode(pending)
+                bar.update(sum(len(s.members) for s in pending))
+                pending = []
+        if pending:
             decode(pending)
-            pending = []
-    if pending:
-        decode(pending)
+            bar.update(sum(len(s.members) for s in pending))
     return texts, abstain_lp
 
 
@@ -331,8 +418,24 @@ def predict(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequ
     demos = [pick_demos(train_rows, settings.num_fewshot, settings.seed, r["id"]) for r in rows]
     prompts = build_prompts(task, rows, demos, tokenizer, settings.max_prompt_tokens, settings.chat_template)
     if task.kind == "multiple_choice":
-        return _predict_choices(task, model, tokenizer, rows, prompts, settings)
-    return _predict_generation(task, model, tokenizer, rows, prompts, settings)
+        records = _predict_choices(task, model, tokenizer, rows, prompts, settings)
+    else:
+        records = _predict_generation(task, model, tokenizer, rows, prompts, settings)
+    if task.clusters:  # what the cluster bootstrap resamples (tuneval.stats.resampling)
+        for record, row in zip(records, rows, strict=True):
+            record["cluster"] = cluster_keys(task, row)
+    return records
+
+
+def cluster_keys(task: Task, row: dict) -> dict[str, str]:
+    """The row's value of each cluster field (long texts such as a SQuAD context as a 12-hex digest)."""
+    import hashlib
+
+    def short(value: Any) -> str:
+        text = str(value)
+        return text if len(text) <= 80 else hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    return {field: short(row[field]) for field in task.clusters}
 
 
 def score(task: Task, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -348,6 +451,7 @@ def score(task: Task, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     preds = {p["id"]: p["prediction"] for p in predictions}
     na_probs = {p["id"]: p["no_answer_prob"] for p in predictions}
     result = M.squad_v2_scores(gold, preds, na_probs)
+    result["answered"] = M.answer_rate(preds, na_probs)
     answerable = [p for p in predictions if p["gold"]]
     if answerable:
         result.update(M.generation_metrics([p["gold"] for p in answerable],

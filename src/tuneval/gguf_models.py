@@ -19,6 +19,9 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import os
+import shutil
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -134,19 +137,79 @@ def _from_hub(model: ModelConfig) -> GGUFSource:
     return GGUFSource(file=str(path), sha256=sha256_of(path), hub_repo=model.name, hub_revision=model.revision)
 
 
-def architecture_of(path: Path) -> str:
-    """`general.architecture` from the GGUF header (metadata only, no tensors read)."""
-    from gguf import GGUFReader
+_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
 
+
+def architecture_of(path: Path) -> str:
+    """`general.architecture` from the GGUF header: the metadata is read key by key up to that one (llama.cpp
+    writes it first), never the tensors (gguf's GGUFReader maps the whole file: 14 s for Gemma-3-270M)."""
     try:
-        field = GGUFReader(path).fields["general.architecture"]
-    except (KeyError, ValueError, OSError) as err:
+        with Path(path).open("rb") as f:
+            magic, version = f.read(4), struct.unpack("<I", f.read(4))[0]
+            if magic != b"GGUF" or version < 2:
+                raise ValueError(f"no GGUF v2+ header (magic {magic!r}, version {version})")
+            _, kv_count = struct.unpack("<QQ", f.read(16))
+            for _ in range(kv_count):
+                key = _gguf_string(f)
+                (kind,) = struct.unpack("<I", f.read(4))
+                if key == "general.architecture" and kind == _GGUF_STRING:
+                    return _gguf_string(f)
+                _skip_gguf_value(f, kind)
+        raise KeyError("general.architecture")
+    except (KeyError, ValueError, OSError, struct.error, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err}).") from err
-    return bytes(field.parts[field.data[0]]).decode()
+
+
+def _gguf_string(f) -> str:
+    (length,) = struct.unpack("<Q", f.read(8))
+    data = f.read(length)
+    if len(data) != length:
+        raise ValueError("truncated string in the GGUF header")
+    return data.decode()
+
+
+def _skip_gguf_value(f, kind: int) -> None:
+    if kind in _GGUF_SCALARS:
+        f.seek(_GGUF_SCALARS[kind], 1)
+    elif kind == _GGUF_STRING:
+        f.seek(struct.unpack("<Q", f.read(8))[0], 1)
+    elif kind == _GGUF_ARRAY:
+        item, count = struct.unpack("<IQ", f.read(12))
+        if item in _GGUF_SCALARS:
+            f.seek(_GGUF_SCALARS[item] * count, 1)
+        else:
+            for _ in range(count):
+                _skip_gguf_value(f, item)
+    else:
+        raise ValueError(f"unknown GGUF value type {kind}")
 
 
 def convert(source: GGUFSource, out_dir: Path) -> None:
-    """Dequantize `source` into `out_dir` as an ordinary HF model directory (fp32 safetensors + tokenizer)."""
+    """`out_dir` as an ordinary HF model directory (fp32 safetensors + tokenizer) of `source`, dequantized.
+
+    The conversion (about a minute on 2 CPU cores) happens once per GGUF and user, into the verified cache
+    (`user_cache_root()`, see `cached_conversion`); `out_dir` then receives a copy of it, each file checked against
+    the cache's manifest while it is copied, so it holds exactly the bytes a fresh conversion writes. Where the
+    cache cannot be written (a read-only home), the GGUF is converted straight into `out_dir`."""
+    try:
+        entry = _cached(source, user_cache_root())
+    except OSError as err:
+        print(f"note: the conversion cache {user_cache_root()} is not writable ({type(err).__name__}: {err}); "
+              "converting without it")
+        _convert(source, out_dir)
+        return
+    if not _materialize(entry, source, out_dir):  # changed since it was verified: convert it again, once
+        print(f"note: the cached conversion {entry} did not match its manifest; converting again")
+        shutil.rmtree(entry, ignore_errors=True)
+        entry = _cached(source, user_cache_root())
+        if not _materialize(entry, source, out_dir):
+            raise ModelLoadError(f"the cached conversion {entry} does not match its own manifest right after it "
+                                 "was written; is the disk failing? Delete the folder and run again.")
+
+
+def _convert(source: GGUFSource, out_dir: Path) -> None:
+    """Dequantize `source` into `out_dir` (the conversion itself, no cache)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
@@ -172,6 +235,10 @@ def convert(source: GGUFSource, out_dir: Path) -> None:
     del quantized
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    _write_source(source, out_dir, architecture)
+
+
+def _write_source(source: GGUFSource, out_dir: Path, architecture: str) -> None:
     record = {**asdict(source), "architecture": architecture, "converted_to": "float32 safetensors"}
     (out_dir / SOURCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
@@ -182,16 +249,70 @@ def read_source(model_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+# ------------------------------------------------------------------------------ the per-user conversion cache
+CACHE_ENV = "TUNEVAL_CACHE"  # the cache root; default ~/.cache/tuneval (conversions go under its gguf/)
+MANIFEST = "tuneval_cache.json"  # written last in a cache entry: file -> size, sha256; an entry without it is unused
+_CHUNK = 16 << 20
+
+
+def user_cache_root() -> Path:
+    """Where converted GGUFs are kept: $TUNEVAL_CACHE/gguf, or ~/.cache/tuneval/gguf."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tuneval") / "gguf"
+
+
 def cached_conversion(model: ModelConfig, cache_root: Path | None = None) -> Path:
-    """For `tuneval eval --model gemma-3-270m`: convert once into ~/.cache/tuneval/gguf/<sha256>/, reuse after."""
+    """For `tuneval eval --model gemma-3-270m`: convert once into <cache root>/<sha256[:16]>/, reuse after."""
+    return _cached(locate(model), cache_root or user_cache_root())
+
+
+def _cached(source: GGUFSource, root: Path) -> Path:
+    """The cache entry of `source` (a plain model directory), converted first if there is no complete one.
+
+    An entry is complete when its manifest (written last, and the whole directory renamed into place at once)
+    names the GGUF's sha256 and every file has its recorded size; anything else (a killed writer, a legacy entry
+    without manifest) is converted again and replaced."""
     from tuneval.io import atomic_path
 
-    source = locate(model)
-    root = cache_root or Path.home() / ".cache" / "tuneval" / "gguf"
-    out = root / source.sha256[:16]
-    if not (out / SOURCE_FILE).is_file():
-        print(f"converting {source.file} into {out} (once)")
-        with atomic_path(out) as tmp:
+    entry = root / source.sha256[:16]
+    if _manifest(entry, source) is None:
+        print(f"converting {source.file} into {entry} (once)")
+        with atomic_path(entry) as tmp:
             tmp.mkdir()
-            convert(source, tmp)
-    return out
+            _convert(source, tmp)
+            files = {p.name: {"size": p.stat().st_size, "sha256": sha256_of(p)}
+                     for p in sorted(tmp.iterdir()) if p.name != SOURCE_FILE}
+            record = {"gguf_sha256": source.sha256, "files": files}
+            (tmp / MANIFEST).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return entry
+
+
+def _manifest(entry: Path, source: GGUFSource) -> dict | None:
+    """The entry's manifest if the entry is complete for `source` (sizes checked; hashes are checked on copy)."""
+    try:
+        record = json.loads((entry / MANIFEST).read_text())
+        if record["gguf_sha256"] != source.sha256 or not record["files"]:
+            return None
+        if any((entry / name).stat().st_size != info["size"] for name, info in record["files"].items()):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record
+
+
+def _materialize(entry: Path, source: GGUFSource, out_dir: Path) -> bool:
+    """Copy the entry's files into `out_dir`, hashing each on the way against the manifest (False on any
+    mismatch), then write tuneval_source.json for `source` exactly as a fresh conversion does."""
+    record = _manifest(entry, source)
+    if record is None:
+        return False
+    for name, info in sorted(record["files"].items()):
+        digest = hashlib.sha256()
+        with (entry / name).open("rb") as src, (out_dir / name).open("wb") as dst:
+            while block := src.read(_CHUNK):
+                digest.update(block)
+                dst.write(block)
+        shutil.copymode(entry / name, out_dir / name)
+        if digest.hexdigest() != info["sha256"]:
+            return False
+    _write_source(source, out_dir, architecture_of(Path(source.file)))
+    return True

@@ -4,9 +4,10 @@ The conventions behind every number (scales, normalisation, tokenizers, what is 
 down once, in :data:`CONVENTIONS` below. ``evaluate_phase`` stores a copy with each run
 (``predictions/<task>/<phase>/run.json``); the README and the function docstrings point here.
 
-Besides the aggregate metrics, this module exposes the per-question terms they are built from
-(:func:`squad_v2_per_question`, :func:`rouge_per_question`, :func:`meteor_per_question`,
-:func:`bleu_statistics`), so :mod:`tuneval.stats` can recompute them on bootstrap resamples.
+**One implementation per metric.** Each metric is written once, as a function of per-example *terms* and of
+*counts*: an array of shape (resamples, n) saying how often each example is drawn. The plain metric is that
+function with counts of one (`ONCE`); :mod:`tuneval.stats` calls the very same function with bootstrap counts
+for intervals. So a change to a metric's definition changes its value and its interval together.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
+
+import numpy as np
 
 from tuneval import wordnet as wordnet_support
 
@@ -61,6 +65,18 @@ CONVENTIONS: dict[str, str] = {  # the one copy of the metric conventions (see t
 }
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+GENERATION_KEYS: tuple[str, ...] = ("bleu", *ROUGE_TYPES, "meteor")
+
+
+def once(n: int) -> np.ndarray:
+    """Counts that draw each of n examples once: the plain (not resampled) metric."""
+    return np.ones((1, n))
+
+
+def ratio(numerator: np.ndarray, denominator: np.ndarray, undefined: float = 0.0) -> np.ndarray:
+    """numerator / denominator elementwise, `undefined` where the denominator is 0."""
+    out = np.full(np.broadcast(numerator, denominator).shape, undefined, dtype=float)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 # ---------------------------------------------------------------------------------------------------
 # Classification
@@ -74,6 +90,37 @@ def _check_class_ids(values: Sequence[int], n_classes: int, what: str) -> None:
         raise ValueError(f"{what} contain class ids {bad} outside 0..{n_classes - 1}")
 
 
+def confusion_cells(labels: Sequence[int], predictions: Sequence[int], n_classes: int) -> np.ndarray:
+    """Per example, its cell of the confusion matrix (row actual, column predicted) as a one-hot row of k*k."""
+    cells = np.zeros((len(labels), n_classes * n_classes))
+    cells[np.arange(len(labels)), np.asarray(labels, int) * n_classes + np.asarray(predictions, int)] = 1.0
+    return cells
+
+
+def classification_from_confusion(confusion: np.ndarray, label_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The classification scores (see CONVENTIONS["classification"]) of confusion matrices of shape (..., k, k),
+    rows actual, columns predicted: accuracy, precision/recall/f1 (positive class for two labels, else macro),
+    their macro averages and per-class values."""
+    k = len(label_names)
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    predicted, actual = confusion.sum(axis=-2), confusion.sum(axis=-1)
+    precision, recall, f1 = ratio(tp, predicted), ratio(tp, actual), ratio(2 * tp, predicted + actual)
+    macro = {"precision": precision.mean(-1), "recall": recall.mean(-1), "f1": f1.mean(-1)}
+    result = {"accuracy": tp.sum(-1) / confusion.sum(axis=(-2, -1))}
+    for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
+        result[name] = per_class[..., 1] if k == 2 else macro[name]
+        result[f"macro_{name}"] = macro[name]
+        for index, label in enumerate(label_names):
+            result[f"{name}_{label}"] = per_class[..., index]
+    return result
+
+
+def classification_scores(cells: np.ndarray, label_names: Sequence[str], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """classification_from_confusion of each resample's confusion matrix (`counts` @ confusion_cells)."""
+    k = len(label_names)
+    return classification_from_confusion((counts @ cells).reshape(-1, k, k), label_names)
+
+
 def classification_metrics(
     labels: Sequence[int], predictions: Sequence[int], label_names: Sequence[str]
 ) -> dict:
@@ -82,8 +129,6 @@ def classification_metrics(
     ``labels``/``predictions`` are class indices into ``label_names``. See ``CONVENTIONS["classification"]``
     for the choice of ``precision``/``recall``/``f1``.
     """
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
     if len(labels) != len(predictions):
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
     if not labels:
@@ -93,27 +138,11 @@ def classification_metrics(
     n_classes = len(label_names)
     _check_class_ids(labels, n_classes, "labels")
     _check_class_ids(predictions, n_classes, "predictions")
-    class_ids = list(range(n_classes))
-    y_true, y_pred = [int(v) for v in labels], [int(v) for v in predictions]
-
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=class_ids, average=None, zero_division=0
-    )
-    macro_p, macro_r, macro_f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=class_ids, average="macro", zero_division=0
-    )
-    result: dict = {"accuracy": float(accuracy_score(y_true, y_pred))}
-    if n_classes == 2:
-        result.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]))
-    else:
-        result.update(precision=float(macro_p), recall=float(macro_r), f1=float(macro_f1))
-    result.update(macro_precision=float(macro_p), macro_recall=float(macro_r), macro_f1=float(macro_f1))
-    for index, name in enumerate(label_names):
-        result[f"precision_{name}"] = float(precision[index])
-        result[f"recall_{name}"] = float(recall[index])
-        result[f"f1_{name}"] = float(f1[index])
-        result[f"support_{name}"] = int(support[index])
-    result["n"] = len(y_true)
+    scores = classification_scores(confusion_cells(labels, predictions, n_classes), label_names, once(len(labels)))
+    result = {key: float(value[0]) for key, value in scores.items()}
+    supports = Counter(int(label) for label in labels)
+    result |= {f"support_{name}": supports[index] for index, name in enumerate(label_names)}
+    result["n"] = len(labels)
     return result
 
 
@@ -196,58 +225,78 @@ def squad_v2_per_question(
     return exact, f1
 
 
-def _has_answer(gold_answers: Mapping[str, Sequence[str]]) -> dict[str, bool]:
-    """Official HasAns flag: the raw gold list is non-empty."""
-    return {qid: bool(answers) for qid, answers in gold_answers.items()}
+@dataclass(frozen=True)
+class SquadTerms:
+    """Per-question terms of the SQuAD v2 scores, in the order of the gold questions."""
+
+    exact: np.ndarray  # raw EM (before any no-answer threshold)
+    f1: np.ndarray  # raw F1
+    has_answer: np.ndarray  # 1.0 where the raw gold list is non-empty (official bool(qa['answers']))
+    answered: np.ndarray  # 1.0 where the raw prediction is a non-empty string
+    probs: np.ndarray  # no-answer probabilities (0 when none were given)
+    abstains: np.ndarray  # probability above the threshold: the question counts as abstained
+    with_probs: bool  # probabilities were given: the best_* threshold sweep is defined
+    sweep_order: np.ndarray  # question indices by increasing probability, ties in the probabilities' own order
 
 
-def _thresholded(
-    scores: Mapping[str, float], probs: Mapping[str, float], has_answer: Mapping[str, bool], threshold: float
-) -> dict[str, float]:
-    """Scores after abstaining where the no-answer probability exceeds ``threshold``.
-
-    An abstention is worth 1 on an unanswerable question and 0 on an answerable one.
-    """
-    return {
-        qid: float(not has_answer[qid]) if probs[qid] > threshold else score for qid, score in scores.items()
-    }
-
-
-def _percent_summary(exact: Mapping[str, float], f1: Mapping[str, float], qids: Sequence[str]) -> dict:
-    """``exact``/``f1`` in percent and ``total`` over ``qids``."""
-    total = len(qids)
-    return {
-        "exact": 100.0 * sum(exact[qid] for qid in qids) / total,
-        "f1": 100.0 * sum(f1[qid] for qid in qids) / total,
-        "total": total,
-    }
-
-
-def _best_threshold(
+def squad_v2_terms(
+    gold_answers: Mapping[str, Sequence[str]],
     predictions: Mapping[str, str],
-    scores: Mapping[str, float],
-    probs: Mapping[str, float],
-    has_answer: Mapping[str, bool],
-) -> tuple[float, float]:
-    """The official no-answer threshold sweep: ``(best score in percent, threshold reaching it)``.
+    no_answer_probs: Mapping[str, float] | None = None,
+    no_answer_threshold: float = 1.0,
+) -> SquadTerms:
+    """The per-question terms every SQuAD v2 score is built from (see squad_v2_from_terms)."""
+    if not gold_answers:
+        raise ValueError("squad_v2_scores needs at least one question")
+    exact_raw, f1_raw = squad_v2_per_question(gold_answers, predictions)
+    ids = list(gold_answers)
+    if no_answer_probs is not None:
+        missing = [qid for qid in ids if qid not in no_answer_probs]
+        if missing:
+            raise ValueError(f"missing no-answer probabilities for {len(missing)} question(s): {missing[:10]}")
+    probs = np.array([float(no_answer_probs[qid]) if no_answer_probs is not None else 0.0 for qid in ids])
+    position = {qid: i for i, qid in enumerate(no_answer_probs or ids)}  # the official sort is stable over it
+    sweep_order = np.array(sorted(range(len(ids)), key=lambda j: (probs[j], position[ids[j]])), dtype=int)
+    return SquadTerms(exact=np.array([float(exact_raw[qid]) for qid in ids]),
+                      f1=np.array([f1_raw[qid] for qid in ids]),
+                      has_answer=np.array([float(bool(gold_answers[qid])) for qid in ids]),
+                      answered=np.array([float(bool(predictions[qid])) for qid in ids]),
+                      probs=probs, abstains=probs > no_answer_threshold, with_probs=no_answer_probs is not None,
+                      sweep_order=sweep_order)
 
-    Starting from "abstain everywhere" (worth the number of unanswerable questions), questions are
-    admitted in increasing no-answer probability (stable sort, so ties keep ``probs``' order): an
-    answerable one adds its score, an unanswerable one costs 1 if its raw prediction is a non-empty string.
-    The threshold moves only on a strict improvement.
-    """
-    running = best = sum(1 for flag in has_answer.values() if not flag)
-    best_threshold = 0.0
-    for qid in sorted(probs, key=lambda key: probs[key]):
-        if qid not in scores:
-            continue
-        if has_answer[qid]:
-            running += scores[qid]
-        elif predictions[qid]:
-            running -= 1
-        if running > best:
-            best, best_threshold = running, probs[qid]
-    return 100.0 * best / len(scores), float(best_threshold)
+
+def squad_v2_from_terms(terms: SquadTerms, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """The SQuAD v2 scores (percent) of each resample, the official evaluate-v2.0.py's definitions:
+
+    exact/f1 after the threshold (an abstention is worth 1 on an unanswerable question, 0 on an answerable one)
+    over all questions, HasAns_* and NoAns_* over each kind (NaN where a resample has none), their *_total
+    counts, `answered` (percent given a non-empty answer after the threshold), and, with probabilities, the
+    official best_* threshold sweep and its thresholds."""
+    has, ones = terms.has_answer, np.ones_like(terms.has_answer)
+    result: dict[str, np.ndarray] = {"total": counts @ ones, "HasAns_total": counts @ has,
+                                      "NoAns_total": counts @ (1 - has)}
+    for name, raw in (("exact", terms.exact), ("f1", terms.f1)):
+        values = np.where(terms.abstains, 1.0 - has, raw)
+        result[name] = 100.0 * ratio(counts @ values, counts @ ones, undefined=np.nan)
+        result[f"HasAns_{name}"] = 100.0 * ratio(counts @ (values * has), counts @ has, undefined=np.nan)
+        result[f"NoAns_{name}"] = 100.0 * ratio(counts @ (values * (1 - has)), counts @ (1 - has), undefined=np.nan)
+        if terms.with_probs:
+            # the sweep starts from "abstain everywhere" (worth the unanswerable questions) and admits questions by
+            # increasing no-answer probability: an answerable one adds its raw score, an unanswerable one costs 1
+            # if its raw prediction is a non-empty string; the threshold moves only on a strict improvement
+            result[f"best_{name}"], result[f"best_{name}_thresh"] = _best_sweep(
+                counts, np.where(has > 0, raw, -terms.answered), terms.probs, terms.sweep_order, 1 - has)
+    result["answered"] = 100.0 * ratio(counts @ (terms.answered * ~terms.abstains), counts @ ones, undefined=np.nan)
+    return result
+
+
+def _best_sweep(counts: np.ndarray, contributions: np.ndarray, probs: np.ndarray, order: np.ndarray,
+                no_answer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best score in percent, threshold reaching it) of the official sweep in `order`, per resample."""
+    running = np.cumsum(counts[:, order] * contributions[order], axis=1)
+    peak, where = running.max(axis=1), running.argmax(axis=1)  # argmax: the first (strict) improvement
+    best = counts @ no_answer + np.maximum(peak, 0.0)
+    return 100.0 * best / counts.sum(axis=1), np.where(peak > 0, probs[order][where], 0.0)
 
 
 def squad_v2_scores(
@@ -263,33 +312,25 @@ def squad_v2_scores(
     the model's probability that the question is unanswerable; with it the result also has ``best_exact``,
     ``best_exact_thresh``, ``best_f1`` and ``best_f1_thresh``.
     """
-    if not gold_answers:
-        raise ValueError("squad_v2_scores needs at least one question")
-    exact_raw, f1_raw = squad_v2_per_question(gold_answers, predictions)
-    has_answer = _has_answer(gold_answers)
-    if no_answer_probs is None:
-        probs: Mapping[str, float] = {qid: 0.0 for qid in exact_raw}
-    else:
-        missing = [qid for qid in exact_raw if qid not in no_answer_probs]
-        if missing:
-            count = len(missing)
-            raise ValueError(f"missing no-answer probabilities for {count} question(s): {missing[:10]}")
-        probs = no_answer_probs
-    exact = _thresholded(exact_raw, probs, has_answer, no_answer_threshold)
-    f1 = _thresholded(f1_raw, probs, has_answer, no_answer_threshold)
+    terms = squad_v2_terms(gold_answers, predictions, no_answer_probs, no_answer_threshold)
+    scores = squad_v2_from_terms(terms, once(len(terms.exact)))
+    keys = ["exact", "f1", "total"]
+    for prefix, present in (("HasAns", terms.has_answer.any()), ("NoAns", (terms.has_answer == 0).any())):
+        keys += [f"{prefix}_exact", f"{prefix}_f1", f"{prefix}_total"] if present else []
+    if terms.with_probs:
+        keys += ["best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
+    return {key: int(scores[key][0]) if key.endswith("total") else float(scores[key][0]) for key in keys}
 
-    result = _percent_summary(exact, f1, list(exact))
-    for prefix, wanted in (("HasAns", True), ("NoAns", False)):
-        subset = [qid for qid, flag in has_answer.items() if flag is wanted]
-        if subset:
-            summary = _percent_summary(exact, f1, subset)
-            result.update({f"{prefix}_{key}": value for key, value in summary.items()})
-    if no_answer_probs is not None:
-        best_exact, best_exact_thresh = _best_threshold(predictions, exact_raw, probs, has_answer)
-        best_f1, best_f1_thresh = _best_threshold(predictions, f1_raw, probs, has_answer)
-        result.update(best_exact=best_exact, best_exact_thresh=best_exact_thresh)
-        result.update(best_f1=best_f1, best_f1_thresh=best_f1_thresh)
-    return result
+
+def answer_rate(predictions: Mapping[str, str], no_answer_probs: Mapping[str, float] | None = None,
+                no_answer_threshold: float = 1.0) -> float:
+    """Percent of questions given a non-empty answer after the no-answer threshold (squad_v2_from_terms'
+    `answered`): the model's answering rate, to read beside the gold answerable share."""
+    if not predictions:
+        raise ValueError("answer_rate needs at least one prediction")
+    gold = {qid: [] for qid in predictions}  # the answer rate reads predictions only
+    terms = squad_v2_terms(gold, predictions, no_answer_probs, no_answer_threshold)
+    return float(squad_v2_from_terms(terms, once(len(gold)))["answered"][0])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,13 +357,6 @@ def _reference_streams(references: list[list[str]]) -> list[list[str | None]]:
     return [[refs[k] if k < len(refs) else None for refs in references] for k in range(depth)]
 
 
-def _corpus_bleu(references: list[list[str]], predictions: list[str]) -> float:
-    """sacreBLEU corpus BLEU (0-100) against all references."""
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(predictions, _reference_streams(references)).score)
-
-
 def rouge_per_question(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict[str, list[float]]:
     """Per question, the best-reference ROUGE F-measures (fractions 0-1), one list per type in ROUGE_TYPES
     (answerable questions: every question needs a non-blank reference)."""
@@ -335,12 +369,6 @@ def rouge_per_question(references: Sequence[Sequence[str]], predictions: Sequenc
         for rouge_type in ROUGE_TYPES:
             per_type[rouge_type].append(max(scores[rouge_type].fmeasure for scores in per_reference))
     return per_type
-
-
-def _mean_rouge(references: list[list[str]], predictions: list[str]) -> dict[str, float]:
-    """Mean over questions of the best-reference ROUGE F-measures (0-100)."""
-    per_type = rouge_per_question(references, predictions)
-    return {rouge_type: 100.0 * sum(values) / len(predictions) for rouge_type, values in per_type.items()}
 
 
 def _meteor_tokens(text: str) -> list[str]:
@@ -359,15 +387,10 @@ def meteor_per_question(references: Sequence[Sequence[str]], predictions: Sequen
     ]
 
 
-def _mean_meteor(references: list[list[str]], predictions: list[str]) -> float:
-    """Mean over questions of NLTK's multi-reference METEOR (0-100); requires WordNet."""
-    return 100.0 * sum(meteor_per_question(references, predictions)) / len(predictions)
-
-
 def bleu_statistics(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> list[list[int]]:
     """Per question, sacreBLEU's sufficient statistics (hypothesis length, closest reference length, matching
     and total 1-4-grams). Their column sums give the corpus BLEU of any subset (:func:`bleu_from_statistics`),
-    which is how sacreBLEU bootstraps; the full-set result equals :func:`generation_metrics`' ``bleu``."""
+    which is how sacreBLEU bootstraps, and how :func:`generation_metrics` computes ``bleu``."""
     refs = _clean_references(references)
     stats = _bleu()._extract_corpus_statistics([str(p) for p in predictions], _reference_streams(refs))
     return [[int(value) for value in row] for row in stats]
@@ -386,6 +409,55 @@ def _bleu():
     return BLEU()
 
 
+@dataclass(frozen=True)
+class GenerationTerms:
+    """Per-question terms of BLEU, ROUGE and METEOR over a question list in which unanswerable questions (no
+    reference) take part with zero weight."""
+
+    answerable: np.ndarray  # 1.0 where the question has a reference
+    means: dict[str, np.ndarray]  # ROUGE types and METEOR: per-question fractions (0 where unanswerable)
+    bleu: np.ndarray | None  # sacreBLEU sufficient statistics per question (rows of 0 where unanswerable)
+
+
+def generation_terms(references: Sequence[Sequence[str]], predictions: Sequence[str],
+                     keys: Sequence[str] = GENERATION_KEYS) -> GenerationTerms:
+    """The terms of the generation metrics in `keys`; `references[i]` == [] marks an unanswerable question.
+    METEOR first, so a missing WordNet fails before the slower metrics."""
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} reference lists but {len(predictions)} predictions")
+    answerable = [i for i, refs in enumerate(references) if refs]
+    refs = [references[i] for i in answerable]
+    preds = [str(predictions[i]) for i in answerable]
+    per_question: dict[str, list[float]] = {}
+    if "meteor" in keys and answerable:
+        per_question["meteor"] = meteor_per_question(refs, preds)
+    if any(key in ROUGE_TYPES for key in keys) and answerable:
+        per_question |= {k: v for k, v in rouge_per_question(refs, preds).items() if k in keys}
+    flags = np.zeros(len(predictions))
+    flags[answerable] = 1.0
+    means = {}
+    for key, values in per_question.items():
+        means[key] = np.zeros(len(predictions))
+        means[key][answerable] = values
+    bleu = None
+    if "bleu" in keys and answerable:
+        bleu = np.zeros((len(predictions), 10))
+        bleu[answerable] = bleu_statistics(refs, preds)
+    return GenerationTerms(answerable=flags, means=means, bleu=bleu)
+
+
+def generation_from_terms(terms: GenerationTerms, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per resample (0-100): ROUGE and METEOR means over the answerable questions drawn, and the corpus BLEU of
+    their summed statistics (how sacreBLEU bootstraps); NaN where a resample drew no answerable question."""
+    drawn = counts @ terms.answerable
+    result = {key: 100.0 * ratio(counts @ values, drawn, undefined=np.nan) for key, values in terms.means.items()}
+    if terms.bleu is not None:
+        summed = counts @ terms.bleu
+        result["bleu"] = np.array([bleu_from_statistics(row) if n > 0 else np.nan
+                                   for row, n in zip(summed, drawn, strict=True)])
+    return result
+
+
 def generation_metrics(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict:
     """BLEU, ROUGE-1/2/L/Lsum and METEOR (0-100) of predicted answers against gold answers.
 
@@ -398,10 +470,6 @@ def generation_metrics(references: Sequence[Sequence[str]], predictions: Sequenc
         raise ValueError(f"{len(references)} reference lists but {len(predictions)} predictions")
     if not predictions:
         return {}
-    refs = _clean_references(references)
-    preds = [str(prediction) for prediction in predictions]
-    meteor = _mean_meteor(refs, preds)  # first, so a missing WordNet fails before the slower metrics
-    result: dict = {"bleu": _corpus_bleu(refs, preds)}
-    result.update(_mean_rouge(refs, preds))
-    result["meteor"] = meteor
-    return result
+    _clean_references(references)  # every question needs a non-blank reference here
+    scores = generation_from_terms(generation_terms(references, predictions), once(len(predictions)))
+    return {key: float(scores[key][0]) for key in GENERATION_KEYS}

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +20,45 @@ PHASES = ("zeroshot", "finetuned")
 
 
 def prepare(task_name: str, params: Params) -> None:
-    """Raw data (sample | local | hub) -> validated, normalized data/prepared/<task>/{train,validation}."""
-    from tuneval.data import RAW_SPLITS, load_raw, normalize
+    """Raw data (sample | local | hub) -> validated, normalized data/prepared/<task>/{train,validation}; the
+    validation split drawn to data.validation_examples.<task> (seeded, file order kept)."""
+    from tuneval.data import RAW_SPLITS, draw, load_raw, normalize
 
     task = get_task(task_name)
     loaded = {split: load_raw(task, split, params) for split in RAW_SPLITS}  # validate all before writing any
+    rows, origin = loaded["validation"]
+    wanted = params.data.validation_examples[task.name]
+    loaded["validation"] = draw(rows, wanted, f"{params.data.seed}-validation"), origin
     with atomic_path(paths.prepared(task.name, "train").parent) as out:
         out.mkdir()
         for split, (rows, origin) in loaded.items():
             write_jsonl(out / f"{split}.jsonl", normalize(task, rows))
-            print(f"{task.name}/{split}: {len(rows):,} rows from {origin}")
+            print(f"{task.name}/{split}: {len(rows):,} rows from {origin}{_composition(task, rows)}")
 
 
 def split(task_name: str, params: Params) -> None:
-    """Prepared train -> seeded train/test split (stratified by label, or grouped by article)."""
-    from tuneval.data import split_rows
+    """Prepared train -> seeded 80/20 split (stratified by label, or by article), then the seeded draws: the
+    training examples (data.train_examples, with data.unanswerable_share for SQuAD v2) and the test side."""
+    from tuneval.data import draw, draw_training, split_rows
 
     task = get_task(task_name)
     source = paths.prepared(task.name, "train")
-    train, test = split_rows(task, read_jsonl(source), params.split.test_size, params.seed, str(source))
+    data = params.data
+    train, test = split_rows(task, read_jsonl(source), params.split.test_size, data.seed, str(source))
+    train = draw_training(task, train, data.train_examples, data.unanswerable_share, data.seed, str(source))
+    test = draw(test, data.test_examples, f"{data.seed}-test")
     write_jsonl(paths.split_file(task.name, "train"), train)
     write_jsonl(paths.split_file(task.name, "test"), test)
-    print(f"{task.name}: {len(train):,} train / {len(test):,} test (seed {params.seed})")
+    print(f"{task.name} (data.seed {data.seed}): train {len(train):,}{_composition(task, train)}; "
+          f"test {len(test):,}{_composition(task, test)}")
+
+
+def _composition(task: Task, rows: list[dict[str, Any]]) -> str:
+    """` (3 articles, 12 contexts, 33.3% unanswerable)` for tasks with clusters; `` otherwise."""
+    from tuneval.data import composition
+
+    facts = composition(task, rows)
+    return f" ({facts})" if facts else ""
 
 
 def base_model(params: Params) -> None:
@@ -58,7 +76,7 @@ def base_model(params: Params) -> None:
                 for t in params.tasks
                 for row in read_jsonl(paths.split_file(t, "train"))
             ]
-            build_tiny_model(params.model, texts, params.seed, out)
+            build_tiny_model(params.model, texts, params.data.seed, out)
             print(f"built {params.model.name} from {len(texts):,} train texts into {paths.BASE_MODEL}")
         elif source is not None:
             out.mkdir()
@@ -73,6 +91,7 @@ def base_model(params: Params) -> None:
 
 def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> dict[str, Any]:
     """Score the base (zeroshot) or fine-tuned model on every split in eval.splits, same examples both."""
+    from tuneval.data import draw
     from tuneval.evaluation import EvalSettings, evaluate
     from tuneval.modeling import load_model, load_tokenizer, require_trained
 
@@ -88,20 +107,21 @@ def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> 
         max_prompt_tokens=params.eval.max_prompt_tokens,
         max_new_tokens=params.eval.max_new_tokens,
         num_fewshot=params.eval.num_fewshot,
-        seed=params.seed,
+        seed=params.data.seed,
         chat_template=params.eval.chat_template,
     )
     train_rows = read_jsonl(paths.split_file(task.name, "train"))
     results: dict[str, Any] = {}
     for split_name in params.eval.splits:
-        rows = read_jsonl(paths.eval_rows_file(task.name, split_name))[: params.eval.limit]
+        rows = draw(read_jsonl(paths.eval_rows_file(task.name, split_name)), params.eval.limit,
+                    f"{params.data.seed}-limit")
         scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
         results[split_name] = scores
         write_json(paths.predictions(task.name, phase, split_name), predictions)
         print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(task, scores)}")
     print(f"{task.name} {phase}: {time.perf_counter() - start:.0f}s, peak memory {peak_memory_mb():,.0f} MiB")
     results["run"] = _run_facts(task, params, model)
-    write_json(paths.predictions(task.name, phase, "run"), _run_record(task, results["run"]))
+    write_json(paths.predictions(task.name, phase, "run"), _run_record(task, results["run"], train_rows))
     write_json(paths.metrics_file(task.name, phase), results)
     return results
 
@@ -119,11 +139,17 @@ def _run_facts(task: Task, params: Params, model) -> dict[str, Any]:
     }
 
 
-def _run_record(task: Task, facts: dict[str, Any]) -> dict[str, Any]:
-    """predictions/<task>/<phase>/run.json: the run facts, the full prompt template and the metric conventions."""
+def _run_record(task: Task, facts: dict[str, Any], train_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """predictions/<task>/<phase>/run.json: the run facts, the full prompt template, the metric conventions and the
+    training split's label counts (a classification task's majority-class baseline; in git, like the
+    predictions, so a clone recomputes the report without the DVC cache)."""
     from tuneval.metrics import CONVENTIONS
 
-    return {**facts, "prompt_template": task.prompt, "conventions": CONVENTIONS}
+    record = {**facts, "prompt_template": task.prompt, "conventions": CONVENTIONS}
+    if task.label_field:
+        counts = Counter(str(row[task.label_field]) for row in train_rows)
+        record["train_label_counts"] = {str(label): counts[str(label)] for label in task.labels}
+    return record
 
 
 def _headline(task: Task, scores: dict[str, Any]) -> str:
@@ -132,7 +158,8 @@ def _headline(task: Task, scores: dict[str, Any]) -> str:
 
 
 def train(task_name: str, params: Params) -> None:
-    """Fine-tune the base model on the task's train split into models/<task> (eval loss on official dev rows)."""
+    """Fine-tune the base model on the task's train split into models/<task>; the loss dvclive watches is on rows
+    of the development split (the 80/20 holdout), never on the official validation set that is reported."""
     from tuneval.training import TrainJob
     from tuneval.training import train as run_training
 
@@ -140,7 +167,7 @@ def train(task_name: str, params: Params) -> None:
     with atomic_path(paths.finetuned(task.name)) as out:
         job = TrainJob(task=task.name, base_model=paths.BASE_MODEL, train_file=paths.split_file(task.name, "train"),
                        out_dir=out, live_dir=paths.live_dir(task.name), checkpoint_dir=paths.checkpoints(task.name),
-                       eval_file=paths.prepared(task.name, "validation"))
+                       eval_file=paths.split_file(task.name, "test"))  # watched loss: the development split
         run_training(job, params)
 
 
@@ -188,7 +215,7 @@ def publish(task_name: str, params: Params) -> None:
     from tuneval.publishing import build_model_card, hub_base_model, push_folder, resolve_repo_id
 
     task = get_task(task_name)
-    metrics, rows = _compare_phases(task, params.seed)
+    metrics, rows, _ = compare_phases(task, params.data.seed)
     runs = {phase: metrics[phase]["run"] for phase in PHASES}
     counts = read_json(paths.metrics_file(task.name, "params"))
     repo_id = resolve_repo_id(params, task.name)
@@ -232,30 +259,37 @@ def _save_merged(adapter_dir: Path, out: Path) -> None:
 
 
 def report(params: Params) -> None:
-    """report/summary.{md,png,json}: task x split x headline metric, zero-shot / fine-tuned / change, with 95%
-    bootstrap intervals from the predictions. Prints summary.md, whose marked block is README.md's table."""
+    """report/summary.{md,png,json}: task x split x headline metric: baseline, zero-shot, fine-tuned and change, with
+    cluster-bootstrap intervals from the predictions. Prints summary.md, whose marked block is README.md's."""
     from tuneval.reporting import write_report
 
     tasks = [get_task(name) for name in params.tasks]
-    rows, runs = [], {}
+    rows, facts, runs = [], [], {}
     for task in tasks:
-        metrics, task_rows = _compare_phases(task, params.seed)
+        metrics, task_rows, task_facts = compare_phases(task, params.data.seed)
         rows += task_rows
+        facts += task_facts
         runs[task.name] = {phase: metrics[phase]["run"] for phase in PHASES}
-    write_report(rows, tasks, runs, params, paths.SUMMARY_MD, paths.SUMMARY_PNG, paths.SUMMARY_MD.with_suffix(".json"))
+    write_report(rows, facts, tasks, runs, params, paths.SUMMARY_MD, paths.SUMMARY_PNG,
+                 paths.SUMMARY_MD.with_suffix(".json"))
     print(paths.SUMMARY_MD.read_text())
 
 
-def _compare_phases(task: Task, seed: int) -> tuple[dict[str, dict[str, Any]], list]:
-    """Both phases' metrics files, and the comparison rows (with intervals) of every split both evaluated."""
+def compare_phases(task: Task, seed: int) -> tuple[dict[str, dict[str, Any]], list, list]:
+    """Both phases' metrics files, the comparison rows (with intervals) and the facts of every split both
+    evaluated."""
     from tuneval.config import EVAL_SPLITS
     from tuneval.reporting import compare_split
 
     metrics = {phase: read_json(paths.metrics_file(task.name, phase)) for phase in PHASES}
-    rows = []
+    run = read_json(paths.predictions(task.name, "finetuned", "run"))
+    rows, facts = [], []
     for split_name in EVAL_SPLITS:
         if all(split_name in metrics[phase] for phase in PHASES):
             records = {phase: read_json(paths.predictions(task.name, phase, split_name)) for phase in PHASES}
             scores = {phase: metrics[phase][split_name] for phase in PHASES}
-            rows += compare_split(task, split_name, scores, records, seed)
-    return metrics, rows
+            split_rows, split_facts = compare_split(task, split_name, scores, records, seed,
+                                                     run.get("train_label_counts", {}))
+            rows += split_rows
+            facts.append(split_facts)
+    return metrics, rows, facts

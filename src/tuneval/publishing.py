@@ -114,8 +114,9 @@ def _training_section(params: Params, counts: dict[str, dict[str, int]]) -> str:
     return f"""## Training
 
 - method: {params.train.method} fine-tuning, loss on the answer tokens only (prompt tokens masked)
-- learning rate {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, seed {params.seed}
-- train split: 80/20 split (seed {params.seed}) of the task's train data (`data.source: {params.data.source}`)
+- learning rate {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, training seed {params.seed}
+- training examples: a seeded draw of {params.data.train_examples} from the train side of an 80/20 split (data.seed
+  {params.data.seed}) of the task's train data (`data.source: {params.data.source}`)
 - parameters: {counts['finetuned']['total']:,} total, {counts['finetuned']['trainable']:,} trainable,
   {counts['finetuned']['embedding']:,} in embeddings"""
 

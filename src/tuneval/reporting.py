@@ -8,15 +8,27 @@ The point values are the metrics files' (what `dvc metrics show` shows); the int
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tuneval.config import Params
 from tuneval.errors import DataError
 from tuneval.io import atomic_path, write_json, write_text
-from tuneval.stats import LEVEL, RESAMPLES, Interval, align_by_id, paired_bootstrap, prediction_statistic
+from tuneval.stats import (
+    LEVEL,
+    RESAMPLES,
+    Interval,
+    align_by_id,
+    mcnemar_exact,
+    paired_bootstrap,
+    prediction_statistic,
+    resampling,
+)
 from tuneval.tasks import SCALES, Task
 
 PHASES = ("zeroshot", "finetuned")
@@ -28,7 +40,9 @@ RUN_FACTS = {"num_fewshot": "{}-shot", "chat_template": "chat template {}", "pro
 
 @dataclass(frozen=True)
 class Row:
-    """One headline metric of one task and split, both phases, with 95% intervals (None: no interval)."""
+    """One headline metric of one task and split, both phases and the trivial baseline, with 95% intervals (None:
+    no interval), the i.i.d. width of the Δ interval (for comparison with the clustered one) and the Δ this sample
+    can detect (80% power, 5% level)."""
 
     task: str
     split: str
@@ -40,6 +54,9 @@ class Row:
     zeroshot_ci: Interval | None = None
     finetuned_ci: Interval | None = None
     delta_ci: Interval | None = None
+    baseline: float | None = None
+    delta_iid_width: float | None = None
+    mde: float | None = None
 
     @property
     def delta(self) -> float:
@@ -51,29 +68,88 @@ class Row:
         return self.delta_ci is not None and self.delta_ci.excludes_zero()
 
 
+@dataclass(frozen=True)
+class SplitFacts:
+    """What one evaluated split is: size, composition, the bootstrap's unit, and split-level tests."""
+
+    task: str
+    split: str
+    n: int
+    composition: str
+    resampling: str  # e.g. "whole articles (35 articles)" or "examples (i.i.d.)"
+    baseline: str  # e.g. "always abstain" or "majority class (`positive`) of the training split"
+    mcnemar: dict[str, float] | None = None  # classification: McNemar's exact test on correct/incorrect
+
+
 # ---------------------------------------------------------------------------------------------- the numbers
 def compare_split(task: Task, split: str, scores: Mapping[str, Mapping[str, Any]],
                   predictions: Mapping[str, Sequence[dict[str, Any]]], seed: int,
-                  resamples: int = RESAMPLES) -> list[Row]:
-    """Rows for the task's headline metrics that both phases report on `split`.
+                  train_label_counts: Mapping[str, int] | None = None,
+                  resamples: int = RESAMPLES) -> tuple[list[Row], SplitFacts]:
+    """Rows for the task's headline metrics that both phases report on `split`, and the split's facts.
 
     `scores` and `predictions` map each phase to its metrics-file entry for the split and its prediction
-    records; the records are matched by id (the same ids, or DataError).
+    records; the records are matched by id (the same ids, or DataError). `train_label_counts` (label value as a
+    string -> count in the training split) give a classification task's majority class.
     """
     zeroshot, finetuned = align_by_id(predictions["zeroshot"], predictions["finetuned"], f"{task.name} {split}")
     keys = [key for key in task.metrics.headline if all(_is_number(scores[p].get(key)) for p in PHASES)]
-    paired = paired_bootstrap(prediction_statistic(task, zeroshot, keys), prediction_statistic(task, finetuned, keys),
-                              len(zeroshot), resamples=resamples, seed=seed)
+    first, second = prediction_statistic(task, zeroshot, keys), prediction_statistic(task, finetuned, keys)
+    unit = resampling(task, zeroshot)
+    paired = paired_bootstrap(first, second, len(zeroshot), resamples=resamples, seed=seed, clusters=unit.labels)
     _check_recomputed(task, split, scores, paired)
+    iid = paired if unit.labels is None else paired_bootstrap(first, second, len(zeroshot), resamples, seed)
+    baseline_records, baseline_name = trivial_baseline(task, finetuned, train_label_counts or {})
+    baseline = prediction_statistic(task, baseline_records, keys)(np.ones((1, len(finetuned)))) if keys else {}
     rows = []
     for key in keys:
-        result = paired.get(key)
+        result = paired.get(key) if unit.honest else None
+        iid_ci = iid[key].delta_ci if key in iid else None
         rows.append(Row(task=task.name, split=split, n=len(zeroshot), metric=key, scale=task.metrics.scale,
                         zeroshot=float(scores["zeroshot"][key]), finetuned=float(scores["finetuned"][key]),
                         zeroshot_ci=result.first_ci if result else None,
                         finetuned_ci=result.second_ci if result else None,
-                        delta_ci=result.delta_ci if result else None))
-    return rows
+                        delta_ci=result.delta_ci if result else None,
+                        baseline=float(baseline[key][0]) if key in baseline else None,
+                        delta_iid_width=iid_ci.width if iid_ci else None,
+                        mde=result.mde if result else None))
+    mcnemar = None
+    if task.kind == "multiple_choice":
+        mcnemar = mcnemar_exact([r["actual"] == r["predicted"] for r in zeroshot],
+                                [r["actual"] == r["predicted"] for r in finetuned])
+    facts = SplitFacts(task=task.name, split=split, n=len(zeroshot), composition=record_composition(task, zeroshot),
+                       resampling=unit.describe(), baseline=baseline_name, mcnemar=mcnemar)
+    return rows, facts
+
+
+def trivial_baseline(task: Task, records: Sequence[dict[str, Any]],
+                     train_label_counts: Mapping[str, int]) -> tuple[list[dict[str, Any]], str]:
+    """The task's trivial predictor (tasks/<task>.yaml `baseline`) as prediction records for `records`' examples,
+    and its name: majority_class predicts the training split's most frequent label everywhere (DataError without
+    the counts); always_abstain answers nothing, so its F1 is the unanswerable share."""
+    if task.baseline == "majority_class":
+        if not train_label_counts:
+            raise DataError(f"{task.name}: no training label counts for the majority-class baseline (run.json of "
+                            "the fine-tuned predictions lacks train_label_counts: rerun the evaluation, dvc repro)")
+        label = max(task.labels, key=lambda value: train_label_counts.get(str(value), 0))
+        name = task.label_names[task.labels.index(label)]
+        return ([{**r, "predicted": name} for r in records],
+                f"majority class of the training split (always `{name}`)")
+    if task.baseline == "always_abstain":
+        return [{**r, "prediction": "", "no_answer_prob": 1.0} for r in records], "always abstain"
+    return [], "none"
+
+
+def record_composition(task: Task, records: Sequence[dict[str, Any]]) -> str:
+    """`560 questions: 35 articles, 452 contexts, 50.5% unanswerable` from prediction records."""
+    parts = [f"{len({r['cluster'][field] for r in records}):,} {unit}s" for field, unit in task.clusters.items()
+             if all("cluster" in r for r in records)]
+    if task.abstain is not None:
+        parts.append(f"{100 * sum(not r['gold'] for r in records) / len(records):.1f}% unanswerable")
+    if task.label_names and records and "actual" in records[0]:
+        counts = Counter(r["actual"] for r in records)
+        parts += [f"{100 * counts[name] / len(records):.1f}% {name}" for name in task.label_names]
+    return ", ".join(parts)
 
 
 def _is_number(value: Any) -> bool:
@@ -93,9 +169,17 @@ def _check_recomputed(task: Task, split: str, scores: Mapping[str, Mapping[str, 
                 )
 
 
-def summary_metrics(rows: Sequence[Row], seed: int, resamples: int = RESAMPLES) -> dict[str, Any]:
-    """report/summary.json: {task: {split: {n, metric: {zeroshot, zeroshot_low, ..., delta_high}}}} + method."""
+def summary_metrics(rows: Sequence[Row], facts: Sequence[SplitFacts], seed: int,
+                    resamples: int = RESAMPLES) -> dict[str, Any]:
+    """report/summary.json: {task: {split: {n, composition, resampling, baseline, [mcnemar_p], metric: {zeroshot,
+    zeroshot_low, ..., delta_high, delta_iid_width, mde, baseline}}}} + the bootstrap's settings."""
     summary: dict[str, Any] = {"bootstrap": {"resamples": resamples, "level": LEVEL, "seed": seed}}
+    for fact in facts:
+        entry = summary.setdefault(fact.task, {}).setdefault(fact.split, {})
+        entry.update(n=fact.n, composition=fact.composition, resampling=fact.resampling, baseline=fact.baseline)
+        if fact.mcnemar is not None:
+            entry.update(mcnemar_p=fact.mcnemar["p"], mcnemar_only_zeroshot=fact.mcnemar["only_first"],
+                         mcnemar_only_finetuned=fact.mcnemar["only_second"])
     for row in rows:
         entry = summary.setdefault(row.task, {}).setdefault(row.split, {"n": row.n})
         values: dict[str, float] = {}
@@ -104,6 +188,9 @@ def summary_metrics(rows: Sequence[Row], seed: int, resamples: int = RESAMPLES) 
             values[name] = value
             if ci is not None:
                 values[f"{name}_low"], values[f"{name}_high"] = ci.low, ci.high
+        for name in ("delta_iid_width", "mde", "baseline"):
+            if getattr(row, name) is not None:
+                values[name] = getattr(row, name)
         entry[row.metric] = values
     return summary
 
@@ -122,36 +209,113 @@ def _cell(value: float, ci: Interval | None, decimals: int, signed: bool = False
     return f"{text} [{_number(ci.low, decimals, signed)}, {_number(ci.high, decimals, signed)}]"
 
 
+def _optional(value: float | None, decimals: int) -> str:
+    return "–" if value is None else _number(value, decimals)
+
+
+TABLE_HEAD = ["split", "metric", "baseline", "zero-shot [95% CI]", "fine-tuned [95% CI]", "Δ [paired 95% CI]",
+              "Δ CI width: clustered / i.i.d.", "MDE", "n"]
+
+
 def table_lines(rows: Sequence[Row], with_task: bool = True, metric_label: Callable[[str], str] = str) -> list[str]:
-    """Markdown table: [task |] split | metric | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] | n."""
-    head = ["task"] if with_task else []
-    lines = [
-        "| " + " | ".join([*head, "split", "metric", "zero-shot [95% CI]", "fine-tuned [95% CI]",
-                          "Δ [paired 95% CI]", "n"]) + " |",
-        "| " + " | ".join([*(["---"] if with_task else []), "---", "---", "---:", "---:", "---:", "---:"]) + " |",
-    ]
+    """Markdown table: [task |] split | metric | baseline | zero-shot | fine-tuned | Δ | widths | MDE | n."""
+    head = (["task"] if with_task else []) + TABLE_HEAD
+    align = ["---"] * (len(head) - 7) + ["---:"] * 7
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     for r in rows:
         decimals = SCALES[r.scale]
-        cells = [*([r.task] if with_task else []), r.split, metric_label(r.metric),
+        width = _optional(r.delta_ci.width if r.delta_ci else None, decimals)
+        cells = [*([r.task] if with_task else []), r.split, metric_label(r.metric), _optional(r.baseline, decimals),
                  _cell(r.zeroshot, r.zeroshot_ci, decimals), _cell(r.finetuned, r.finetuned_ci, decimals),
-                 _cell(r.delta, r.delta_ci, decimals, signed=True, bold=r.significant), str(r.n)]
+                 _cell(r.delta, r.delta_ci, decimals, signed=True, bold=r.significant),
+                 f"{width} / {_optional(r.delta_iid_width, decimals)}", _optional(r.mde, decimals), f"{r.n:,}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def readme_block(rows: Sequence[Row]) -> str:
-    """The results table between the README markers, exactly as README.md holds it."""
-    return "\n".join([README_START, *table_lines(rows), README_END])
+def split_lines(facts: Sequence[SplitFacts]) -> list[str]:
+    """One bullet per evaluated split: its size and make-up, the bootstrap's unit, the baseline, McNemar."""
+    lines = []
+    for f in facts:
+        line = (f"- `{f.task}` {f.split}: {f.n:,} examples ({f.composition}); intervals resample "
+                f"{f.resampling}; baseline: {f.baseline}")
+        if f.mcnemar is not None:
+            line += (f"; McNemar exact p = {f.mcnemar['p']:.3g} ({f.mcnemar['only_first']} right only zero-shot, "
+                     f"{f.mcnemar['only_second']} right only fine-tuned)")
+        lines.append(line + ".")
+    return lines
+
+
+def findings(rows: Sequence[Row], facts: Sequence[SplitFacts]) -> list[str]:
+    """Result sentences, generated from the numbers (so the README never states what the report does not): per
+    split, the first headline metric against the baseline in both phases, and whether the change is resolved."""
+    sentences = []
+    for f in facts:
+        first = next((r for r in rows if (r.task, r.split) == (f.task, f.split)), None)
+        if first is None:
+            continue
+        d = SCALES[first.scale]
+        text = (f"- `{f.task}` {f.split} ({first.metric}): zero-shot {_number(first.zeroshot, d)}, fine-tuned "
+                f"{_number(first.finetuned, d)}")
+        if first.baseline is not None:
+            text += (f"; the baseline ({f.baseline}) scores {_number(first.baseline, d)}, so zero-shot is "
+                     f"{_relation(first.zeroshot, first.baseline)} it and fine-tuned "
+                     f"{_relation(first.finetuned, first.baseline)} it")
+        if first.delta_ci is None:
+            text += f". Δ {_number(first.delta, d, signed=True)}: {f.resampling}."
+        elif first.significant:
+            text += (f". The change, {_number(first.delta, d, signed=True)} [{_number(first.delta_ci.low, d, True)}, "
+                     f"{_number(first.delta_ci.high, d, True)}], is more than resampling noise.")
+        else:
+            text += (f". The change, {_number(first.delta, d, signed=True)} [{_number(first.delta_ci.low, d, True)}, "
+                     f"{_number(first.delta_ci.high, d, True)}], is within resampling noise: this sample detects "
+                     f"changes of about {_optional(first.mde, d)} or more.")
+        sentences.append(text)
+    return sentences
+
+
+def _relation(value: float, baseline: float) -> str:
+    return "above" if value > baseline else "below" if value < baseline else "level with"
+
+
+def readme_block(rows: Sequence[Row], facts: Sequence[SplitFacts] = ()) -> str:
+    """The results between the README markers, exactly as README.md holds them: splits, table, findings."""
+    parts = [README_START, *split_lines(facts), "", *table_lines(rows)]
+    if facts:
+        parts += ["", *findings(rows, facts)]
+    return "\n".join([*parts, README_END])
+
+
+def sync_readme(readme: Path, summary_md: Path) -> bool:
+    """Copy the results block of `summary_md` (between README_START and README_END) into `readme`; True if the
+    README changed. The README's results are never typed by hand: `scripts/repro.sh` calls this after a run."""
+    def block(text: str, where: Path) -> tuple[int, int]:
+        start, end = text.find(README_START), text.find(README_END)
+        if start < 0 or end < start:
+            raise DataError(f"{where}: no results block (expected {README_START} ... {README_END})")
+        return start, end + len(README_END)
+
+    source = summary_md.read_text(encoding="utf-8")
+    start, end = block(source, summary_md)
+    text = readme.read_text(encoding="utf-8")
+    r_start, r_end = block(text, readme)
+    updated = text[:r_start] + source[start:end] + text[r_end:]
+    if updated != text:
+        write_text(readme, updated)
+    return updated != text
 
 
 def method_note(rows: Sequence[Row], resamples: int = RESAMPLES) -> str:
     """How to read the intervals (and which metrics have none)."""
-    note = (f"Brackets: {LEVEL:.0%} percentile-bootstrap intervals over the evaluated examples ({resamples:,} "
-            "seeded resamples); the Δ interval is paired (the same resampled examples for both phases). A **bold** "
-            "Δ: its interval excludes 0. Method: `src/tuneval/stats.py`; metric conventions: "
-            "`CONVENTIONS` in `src/tuneval/metrics.py`.")
+    note = (f"Brackets: {LEVEL:.0%} percentile-bootstrap intervals ({resamples:,} seeded resamples) of the unit "
+            "each split names below (whole articles for SQuAD v2: its questions cluster in articles); the Δ interval "
+            "is paired (the same resamples for both phases). A **bold** Δ: its interval excludes 0. The i.i.d. "
+            "width (examples resampled as if independent) is beside the clustered one; MDE is the smallest Δ this "
+            "sample detects with 80% power at the 5% level (2.8 bootstrap SEs of Δ). Baseline: the task's trivial "
+            "predictor. Method: `src/tuneval/stats.py`; metric conventions: `CONVENTIONS` in "
+            "`src/tuneval/metrics.py`.")
     without = sorted({f"{r.task} {r.metric}" for r in rows if r.delta_ci is None})
-    return note + (f" No interval (no per-example terms): {', '.join(without)}." if without else "")
+    return note + (f" No interval: {', '.join(without)}." if without else "")
 
 
 def _fact(value: Any) -> str:
@@ -176,8 +340,9 @@ def run_line(task: Task, runs: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the files
-def write_report(rows: Sequence[Row], tasks: Sequence[Task], runs: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                 params: Params, md_path: Path, png_path: Path, json_path: Path) -> None:
+def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequence[Task],
+                 runs: Mapping[str, Mapping[str, Mapping[str, Any]]], params: Params, md_path: Path, png_path: Path,
+                 json_path: Path) -> None:
     """summary.md (header, per-task run facts, the README block), summary.png and summary.json.
 
     `runs` maps task name -> phase -> the `run` entry of that metrics file.
@@ -185,17 +350,18 @@ def write_report(rows: Sequence[Row], tasks: Sequence[Task], runs: Mapping[str, 
     lines = [
         f"# tuneval summary: {params.model.name}",
         "",
-        f"lr {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, seed {params.seed}, "
-        f"data `{params.data.source}`. Evaluation, per task:",
+        f"lr {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, training seed {params.seed}, "
+        f"{params.data.train_examples} training examples, data `{params.data.source}` (data.seed "
+        f"{params.data.seed}). Evaluation, per task:",
         "",
         *(run_line(task, runs[task.name]) for task in tasks),
         "",
         method_note(rows),
         "",
-        readme_block(rows),
+        readme_block(rows, facts),
     ]
     write_text(md_path, "\n".join(lines) + "\n")
-    write_json(json_path, summary_metrics(rows, params.seed))
+    write_json(json_path, summary_metrics(rows, facts, params.data.seed))
     _plot(rows, png_path)
 
 

@@ -11,9 +11,23 @@ hard the examples happen to be. A difference whose interval excludes 0 is unlike
 A resample is held as counts (how often each example was drawn), so a metric built from sums over examples (a
 mean, a ratio of sums, a confusion matrix, BLEU's n-gram counts) is one matrix product per batch of resamples;
 the SQuAD v2 threshold sweep (best_exact / best_f1) reruns on every resample. Resamples on which a metric is
-undefined (e.g. no answerable question drawn, for HasAns_f1) are left out of its percentiles. The per-example
-terms come from :mod:`tuneval.metrics`; tests check that on the full set and on resamples they reproduce
-``tuneval.evaluation.score`` of the same records. Metrics without per-example terms get no interval.
+undefined (e.g. no answerable question drawn, for HasAns_f1) are left out of its percentiles. The metric
+functions are :mod:`tuneval.metrics`' own (each metric is written once, over per-example terms and counts), so
+the bootstrap recomputes exactly what ``tuneval.evaluation.score`` reports.
+
+**Clusters.** SQuAD questions are not independent draws: an article (and each of its paragraphs) sets the topic,
+the difficulty and, in SQuAD v2, most of the unanswerable questions. The dev set was sampled article by article,
+so the resampling unit is the article: a cluster bootstrap draws whole articles with replacement (Field & Welsh
+2007; Miller 2024, "Adding error bars to evals", recommends clustered errors for exactly this case). A cluster
+bootstrap needs many clusters to be honest: with 2 articles it has 3 possible resamples and its interval is
+degenerate, narrower than the i.i.d. one. :func:`cluster_labels` therefore takes the coarsest unit a task declares
+(`clusters:` in its YAML: article, then context) that has at least :data:`MIN_CLUSTERS` distinct values, and
+says so when none has, in which case no interval is reported. Tasks whose examples are independent (SST-2
+sentences) resample examples. The i.i.d. width is computed beside the clustered one for comparison.
+
+**Paired tests.** Beside the bootstrap, a classification task gets McNemar's exact test on the paired
+correct/incorrect outcomes (:func:`mcnemar_exact`), and every Δ its minimum detectable effect: the smallest
+difference this sample detects with 80% power at the 5% level, (z_0.975 + z_0.8) x the bootstrap SE of Δ.
 """
 
 from __future__ import annotations
@@ -26,12 +40,15 @@ import numpy as np
 
 from tuneval import metrics as M
 from tuneval.errors import DataError
+from tuneval.metrics import classification_from_confusion  # noqa: F401  (re-exported: tests, callers)
 from tuneval.tasks import Task
 
 RESAMPLES = 1000
 LEVEL = 0.95
 BATCH = 100  # resamples drawn and scored at a time: bounds memory on an 11,873-question dev set
 NO_ANSWER_THRESHOLD = 1.0  # squad_v2_scores' default, which the engine's score() uses
+MIN_CLUSTERS = 30  # fewer clusters than this and a cluster bootstrap's interval is too narrow to trust
+MDE_FACTOR = 2.8016  # z_0.975 + z_0.80: a difference of MDE_FACTOR standard errors is detected 80% of the time
 
 Statistic = Callable[[np.ndarray], dict[str, np.ndarray]]
 """counts of shape (resamples, n) -> {metric key: values of shape (resamples,)} (NaN where undefined)."""
@@ -46,15 +63,27 @@ class Interval:
         return self.low > 0 or self.high < 0
 
 
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
 @dataclass(frozen=True)
 class Paired:
-    """One metric of two phases on the same examples: full-set values and 95% intervals (None: undefined)."""
+    """One metric of two phases on the same examples: full-set values, 95% intervals (None: undefined) and the
+    bootstrap standard error of the difference (None: undefined)."""
 
     first: float
     second: float
     first_ci: Interval | None
     second_ci: Interval | None
     delta_ci: Interval | None
+    delta_se: float | None = None
+
+    @property
+    def mde(self) -> float | None:
+        """Minimum detectable effect (80% power, 5% level, two-sided) of this sample, from the Δ's SE."""
+        return None if self.delta_se is None else MDE_FACTOR * self.delta_se
 
     @property
     def delta(self) -> float:
@@ -62,15 +91,79 @@ class Paired:
 
 
 # ------------------------------------------------------------------------------------------- the bootstrap
-def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = 0, batch: int = BATCH) -> Iterator[np.ndarray]:
-    """Batches of bootstrap resamples of n examples, as float counts of shape (<= batch, n); seeded."""
+def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = 0, batch: int = BATCH,
+                    clusters: Sequence[Any] | None = None) -> Iterator[np.ndarray]:
+    """Batches of bootstrap resamples of n examples, as float counts of shape (<= batch, n); seeded.
+
+    With `clusters` (one label per example) whole clusters are drawn with replacement and every example counts
+    as often as its cluster was drawn; with one cluster per example this is the i.i.d. bootstrap (draw for draw
+    when the labels sort in the examples' order, else the same draws with the columns permuted).
+    """
     if n < 1 or resamples < 1:
         raise ValueError(f"need n >= 1 examples and resamples >= 1, got n={n}, resamples={resamples}")
+    if clusters is None:
+        codes, k = np.arange(n), n
+    else:
+        if len(clusters) != n:
+            raise ValueError(f"{len(clusters)} cluster labels for {n} examples")
+        _, codes = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+        k = int(codes.max()) + 1
     rng = np.random.default_rng(seed)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
-        draws = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
-        yield np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(float)
+        draws = rng.integers(0, k, size=(size, k)) + k * np.arange(size)[:, None]
+        drawn = np.bincount(draws.ravel(), minlength=size * k).reshape(size, k).astype(float)
+        yield drawn[:, codes]
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """What a bootstrap over some records resamples: `unit` (a task's cluster name, e.g. "article", or "example"),
+    one label per record (None: examples are drawn), and the distinct values of each declared unit."""
+
+    unit: str
+    labels: list[str] | None
+    counts: dict[str, int]
+
+    @property
+    def honest(self) -> bool:
+        """False when the task clusters its examples but no declared unit has >= MIN_CLUSTERS values."""
+        return self.unit != "none"
+
+    def describe(self) -> str:
+        if self.unit == "example":
+            return "examples (i.i.d.)"
+        sizes = ", ".join(f"{count:,} {unit}s" for unit, count in self.counts.items())
+        if not self.honest:
+            return f"no honest interval: {sizes}, fewer than {MIN_CLUSTERS} clusters"
+        return f"whole {self.unit}s ({sizes})"
+
+
+def resampling(task: Task, records: Sequence[dict[str, Any]]) -> Resampling:
+    """The bootstrap unit for `records`: the coarsest of the task's `clusters` (field -> unit name, coarsest first)
+    with >= MIN_CLUSTERS distinct values; unit "none" when even the finest has fewer; "example" for tasks whose
+    examples are independent."""
+    if not task.clusters:
+        return Resampling("example", None, {})
+    counts: dict[str, int] = {}
+    for field, unit in task.clusters.items():
+        labels = [str(record.get("cluster", {}).get(field, "")) for record in records]
+        if any(label == "" for label in labels):
+            raise DataError(f"{task.name}: prediction records lack the cluster field {field!r} (records written "
+                            "before clusters were recorded: rerun the evaluation, dvc repro)")
+        counts[unit] = len(set(labels))
+        if counts[unit] >= MIN_CLUSTERS:
+            return Resampling(unit, labels, counts)
+    return Resampling("none", None, counts)
+
+
+def cluster_labels(task: Task, records: Sequence[dict[str, Any]]) -> tuple[list[str] | None, str]:
+    """(one cluster label per record or None for i.i.d. examples, the unit's name); DataError when the records fall
+    into too few clusters for an honest interval (see resampling)."""
+    unit = resampling(task, records)
+    if not unit.honest:
+        raise DataError(f"{task.name}: {len(records)} examples: {unit.describe()}")
+    return unit.labels, unit.unit
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> Interval | None:
@@ -85,14 +178,14 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> Interval | 
 
 
 def paired_bootstrap(first: Statistic, second: Statistic, n: int, resamples: int = RESAMPLES, seed: int = 0,
-                     level: float = LEVEL) -> dict[str, Paired]:
+                     level: float = LEVEL, clusters: Sequence[Any] | None = None) -> dict[str, Paired]:
     """Every metric both statistics report: full-set values, each phase's interval and the paired difference's
-    interval, all from the same resampled example indices."""
+    interval and SE, all from the same resamples (of examples, or of whole `clusters`: see resample_counts)."""
     full = np.ones((1, n))
     first_full, second_full = first(full), second(full)
     keys = [key for key in first_full if key in second_full]
     draws: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {key: ([], []) for key in keys}
-    for counts in resample_counts(n, resamples, seed):
+    for counts in resample_counts(n, resamples, seed, clusters=clusters):
         a, b = first(counts), second(counts)
         for key in keys:
             draws[key][0].append(a[key])
@@ -100,10 +193,25 @@ def paired_bootstrap(first: Statistic, second: Statistic, n: int, resamples: int
     results = {}
     for key in keys:
         a, b = np.concatenate(draws[key][0]), np.concatenate(draws[key][1])
+        delta = (b - a)[np.isfinite(b - a)]
         results[key] = Paired(first=float(first_full[key][0]), second=float(second_full[key][0]),
                               first_ci=percentile_interval(a, level), second_ci=percentile_interval(b, level),
-                              delta_ci=percentile_interval(b - a, level))
+                              delta_ci=percentile_interval(b - a, level),
+                              delta_se=float(delta.std(ddof=1)) if delta.size > 1 else None)
     return results
+
+
+def mcnemar_exact(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> dict[str, float]:
+    """McNemar's exact test on paired outcomes: b = right only in the first, c = right only in the second; the
+    two-sided binomial p-value of min(b, c) out of b + c discordant pairs at 1/2 (1.0 when there are none)."""
+    from scipy.stats import binomtest
+
+    if len(first_correct) != len(second_correct):
+        raise ValueError(f"{len(first_correct)} vs {len(second_correct)} paired outcomes")
+    first, second = np.asarray(first_correct, dtype=bool), np.asarray(second_correct, dtype=bool)
+    b, c = int((first & ~second).sum()), int((~first & second).sum())
+    p = 1.0 if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"only_first": b, "only_second": c, "p": p}
 
 
 def align_by_id(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]],
@@ -123,142 +231,28 @@ def align_by_id(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]
 
 # ----------------------------------------------------------------------------- statistics of prediction files
 def prediction_statistic(task: Task, records: Sequence[dict[str, Any]], keys: Sequence[str]) -> Statistic:
-    """The `keys` (those with per-example terms) of the engine's score(task, records), on any resample.
+    """The `keys` of the engine's score(task, records), on any resample: the metric functions of
+    :mod:`tuneval.metrics` themselves, called with the resample's counts (one implementation per metric).
 
     Records are the engine's prediction records: SST-2 style {id, actual, predicted, ...}, SQuAD v2 style
-    {id, prediction, no_answer_prob, gold, ...}. Keys without per-example terms are absent from the result.
+    {id, prediction, no_answer_prob, gold, ...}. Keys the metrics do not define are absent from the result.
     """
     if task.kind == "multiple_choice":
-        return _classification_statistic(task.label_names, records, keys)
-    return _squad_statistic(records, keys)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray, undefined: float = 0.0) -> np.ndarray:
-    """numerator / denominator elementwise, `undefined` where the denominator is 0."""
-    out = np.full(np.broadcast(numerator, denominator).shape, undefined, dtype=float)
-    return np.divide(numerator, denominator, out=out, where=denominator > 0)
-
-
-def classification_from_confusion(confusion: np.ndarray, label_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """classification_metrics' scores from confusion matrices of shape (..., k, k), rows actual, columns
-    predicted, with its definitions (metrics.CONVENTIONS["classification"]); tests check they agree."""
-    k = len(label_names)
-    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    predicted, actual = confusion.sum(axis=-2), confusion.sum(axis=-1)
-    precision, recall, f1 = _ratio(tp, predicted), _ratio(tp, actual), _ratio(2 * tp, predicted + actual)
-    macro = {"precision": precision.mean(-1), "recall": recall.mean(-1), "f1": f1.mean(-1)}
-    result = {"accuracy": tp.sum(-1) / confusion.sum(axis=(-2, -1))}
-    for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
-        result[name] = per_class[..., 1] if k == 2 else macro[name]
-        result[f"macro_{name}"] = macro[name]
-        for index, label in enumerate(label_names):
-            result[f"{name}_{label}"] = per_class[..., index]
-    return result
-
-
-def _classification_statistic(label_names: Sequence[str], records: Sequence[dict[str, Any]],
-                              keys: Sequence[str]) -> Statistic:
-    index = {name: i for i, name in enumerate(label_names)}
-    k = len(label_names)
-    cells = np.array([index[r["actual"]] * k + index[r["predicted"]] for r in records])
-    one_hot = np.zeros((len(records), k * k))
-    one_hot[np.arange(len(records)), cells] = 1.0
-
-    def statistic(counts: np.ndarray) -> dict[str, np.ndarray]:
-        scores = classification_from_confusion((counts @ one_hot).reshape(-1, k, k), label_names)
-        return {key: scores[key] for key in keys if key in scores}
-
-    return statistic
-
-
-def _squad_statistic(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> Statistic:
-    """SQuAD v2 (percent): exact/f1 and their HasAns/NoAns parts, best_* sweeps, BLEU, ROUGE, METEOR."""
-    ratios, sweeps = _squad_terms(records, keys)
-    ratios |= _generation_terms(records, keys)
-    bleu = _bleu_terms(records) if "bleu" in keys and any(r["gold"] for r in records) else None
-    wanted = [key for key in ratios if key in keys]
-    numerators = np.stack([ratios[key][0] for key in wanted], axis=1) if wanted else None
-    denominators = np.stack([ratios[key][1] for key in wanted], axis=1) if wanted else None
-
-    def statistic(counts: np.ndarray) -> dict[str, np.ndarray]:
-        result: dict[str, np.ndarray] = {}
-        if wanted:
-            values = 100.0 * _ratio(counts @ numerators, counts @ denominators, undefined=np.nan)
-            result |= {key: values[:, i] for i, key in enumerate(wanted)}
-        for key, (contributions, order, no_answer) in sweeps.items():
-            if key in keys:
-                result[key] = _best_sweep(counts, contributions, order, no_answer)
-        if bleu is not None:
-            statistics, has_answer = bleu
-            summed, answerable = counts @ statistics, counts @ has_answer
-            result["bleu"] = np.array([M.bleu_from_statistics(row) if drawn > 0 else np.nan
-                                       for row, drawn in zip(summed, answerable, strict=True)])
-        return result
-
-    return statistic
-
-
-def _squad_terms(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[dict[str, tuple], dict[str, tuple]]:
-    """Per-question (numerator, denominator) pairs for exact/f1 (all, HasAns, NoAns), and best_* sweep terms."""
-    gold = {r["id"]: r["gold"] for r in records}
-    predictions = {r["id"]: r["prediction"] for r in records}
-    raw_exact, raw_f1 = M.squad_v2_per_question(gold, predictions)
+        index = {name: i for i, name in enumerate(task.label_names)}
+        cells = M.confusion_cells([index[r["actual"]] for r in records], [index[r["predicted"]] for r in records],
+                                  len(task.label_names))
+        return _only(keys, lambda counts: M.classification_scores(cells, task.label_names, counts))
     ids = [r["id"] for r in records]
-    has = np.array([bool(gold[i]) for i in ids], dtype=float)
-    probs = np.array([float(r["no_answer_prob"]) for r in records])
-    abstains = probs > NO_ANSWER_THRESHOLD
-    ones = np.ones(len(records))
-    order = np.argsort(probs, kind="stable")  # the official sweep's order (ties keep the records' order)
-    answered = np.array([bool(predictions[i]) for i in ids], dtype=float)
-    ratios, sweeps = {}, {}
-    for name, raw in (("exact", raw_exact), ("f1", raw_f1)):
-        raw_values = np.array([float(raw[i]) for i in ids])
-        values = np.where(abstains, 1.0 - has, raw_values)
-        ratios[name] = (values, ones)
-        ratios[f"HasAns_{name}"] = (values * has, has)
-        ratios[f"NoAns_{name}"] = (values * (1 - has), 1 - has)
-        if f"best_{name}" in keys:
-            sweeps[f"best_{name}"] = (np.where(has > 0, raw_values, -answered), order, 1 - has)
-    return ratios, sweeps
+    terms = M.squad_v2_terms({i: r["gold"] for i, r in zip(ids, records, strict=True)},
+                             {i: r["prediction"] for i, r in zip(ids, records, strict=True)},
+                             {i: float(r["no_answer_prob"]) for i, r in zip(ids, records, strict=True)},
+                             NO_ANSWER_THRESHOLD)
+    wanted = [key for key in M.GENERATION_KEYS if key in keys]
+    generation = M.generation_terms([r["gold"] for r in records], [r["prediction"] for r in records], wanted)
+    return _only(keys, lambda counts: M.squad_v2_from_terms(terms, counts)
+                 | M.generation_from_terms(generation, counts))
 
 
-def _best_sweep(counts: np.ndarray, contributions: np.ndarray, order: np.ndarray,
-                no_answer: np.ndarray) -> np.ndarray:
-    """The official no-answer threshold sweep on each resample: start from "abstain everywhere" (worth the
-    unanswerable questions), admit questions by increasing no-answer probability, keep the best running total."""
-    running = np.cumsum(counts[:, order] * contributions[order], axis=1)
-    best = counts @ no_answer + np.maximum(running.max(axis=1), 0.0)
-    return 100.0 * best / counts.sum(axis=1)
-
-
-def _generation_terms(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, tuple]:
-    """Per-question (numerator, denominator) for ROUGE and METEOR: mean over answerable questions."""
-    answerable = [i for i, r in enumerate(records) if r["gold"]]
-    wanted_rouge = [key for key in M.ROUGE_TYPES if key in keys]
-    if not answerable or not (wanted_rouge or "meteor" in keys):
-        return {}
-    refs = [records[i]["gold"] for i in answerable]
-    preds = [str(records[i]["prediction"]) for i in answerable]
-    per_key: dict[str, list[float]] = {}
-    if wanted_rouge:
-        per_key |= {key: values for key, values in M.rouge_per_question(refs, preds).items() if key in keys}
-    if "meteor" in keys:
-        per_key["meteor"] = M.meteor_per_question(refs, preds)
-    has = np.zeros(len(records))
-    has[answerable] = 1.0
-    terms = {}
-    for key, values in per_key.items():
-        full = np.zeros(len(records))
-        full[answerable] = values
-        terms[key] = (full, has)
-    return terms
-
-
-def _bleu_terms(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """sacreBLEU statistics per question (rows of zeros for unanswerable ones) and the answerable flags."""
-    answerable = [i for i, r in enumerate(records) if r["gold"]]
-    stats = np.array(M.bleu_statistics([records[i]["gold"] for i in answerable],
-                                       [str(records[i]["prediction"]) for i in answerable]), dtype=float)
-    full, has = np.zeros((len(records), stats.shape[1])), np.zeros(len(records))
-    full[answerable], has[answerable] = stats, 1.0
-    return full, has
+def _only(keys: Sequence[str], statistic: Statistic) -> Statistic:
+    """`statistic` restricted to `keys`."""
+    return lambda counts: {key: value for key, value in statistic(counts).items() if key in keys}

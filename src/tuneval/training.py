@@ -206,6 +206,7 @@ def train(job: TrainJob, params: Params) -> dict[str, Any]:
 def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ()) -> dict[str, Any]:
     """The Trainer run itself, in this process (one of several under `accelerate launch`): rank 0 logs and saves."""
     from dvclive import Live
+    from tuneval.data import draw
     from tuneval.io import read_jsonl
     from tuneval.modeling import load_model, load_tokenizer
     from tuneval.tasks import get_task
@@ -219,10 +220,12 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
         model.peft_config["default"].base_model_name_or_path = str(job.base_model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.train()
-    encode = functools.partial(encode_example, task, tokenizer=tokenizer, max_length=params.train.max_length)
+    encode = functools.partial(encode_example, task, tokenizer=tokenizer, max_length=params.train.max_length,
+                               max_prompt_tokens=params.eval.max_prompt_tokens, chat_template=params.eval.chat_template)
     dataset = [encode(r) for r in read_jsonl(job.train_file)]
     watch = job.eval_file is not None and params.train.eval_examples is not None
-    eval_rows = read_jsonl(job.eval_file)[: params.train.eval_examples] if watch else []
+    watched = read_jsonl(job.eval_file) if watch else []
+    eval_rows = draw(watched, params.train.eval_examples, f"{params.data.seed}-watch")
     eval_dataset = [encode(r) for r in eval_rows] or None
     args = training_arguments(params, job.checkpoint_dir, evaluating=eval_dataset is not None)
     if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes

@@ -13,15 +13,18 @@ import torch
 
 from tuneval.config import Params
 from tuneval.tasks import Task
-from tuneval.tasks.prompting import build_prompt
+from tuneval.tasks.prompting import build_prompts
 
 IGNORE_INDEX = -100  # label value the cross-entropy loss skips
 
 
-def encode_example(task: Task, example: dict, tokenizer, max_length: int) -> dict[str, list[int]]:
-    """Prompt ids (same builder as evaluation) + target ids; labels mask the prompt with -100."""
+def encode_example(task: Task, example: dict, tokenizer, max_length: int, max_prompt_tokens: int | None = None,
+                   chat_template: bool = False) -> dict[str, list[int]]:
+    """Prompt ids + target ids; labels mask the prompt with -100. The prompt is evaluation's (`build_prompts`, the
+    same chat template and the same cut at `max_prompt_tokens`) as long as prompt + target fit `max_length`."""
     target = tokenizer(task.target(example), add_special_tokens=False).input_ids
-    prompt = build_prompt(task, example, [], tokenizer, max_length - len(target))
+    budget = max_length - len(target) if max_prompt_tokens is None else min(max_prompt_tokens, max_length - len(target))
+    (prompt,) = build_prompts(task, [example], [[]], tokenizer, budget, chat_template)
     return {"input_ids": prompt + target, "labels": [IGNORE_INDEX] * len(prompt) + target}
 
 

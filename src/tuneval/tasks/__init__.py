@@ -16,6 +16,7 @@ TASK_NAMES = tuple(sorted(p.stem for p in TASK_DIR.glob("*.yaml")))
 
 
 SCALES = {"fraction": 4, "percent": 2}  # metric scale -> decimals shown in reports
+BASELINES = (None, "majority_class", "always_abstain")  # trivial predictors a report sets beside every result
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,10 @@ class MetricSpec:
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
-            raise ValueError(f"metrics.scale = {self.scale!r}; expected one of {', '.join(SCALES)}")
+            raise TaskError(f"metrics.scale = {self.scale!r}; expected one of {', '.join(SCALES)}")
         unknown = sorted(set(self.hub) - set(self.headline))
         if unknown:
-            raise ValueError(f"metrics.hub names {unknown}, which are not in metrics.headline {self.headline}")
+            raise TaskError(f"metrics.hub names {unknown}, which are not in metrics.headline {self.headline}")
 
     @property
     def decimals(self) -> int:
@@ -67,12 +68,24 @@ class Task:
     stop: str | None = None
     truncate_field: str | None = None
     group_by: str | None = None
+    # the study: how examples cluster (field -> unit name, coarsest first; empty = independent examples), and
+    # the trivial baseline every result is shown beside (majority_class | always_abstain)
+    clusters: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None
     # what to report (tasks own their metrics): see MetricSpec
     metrics: MetricSpec = field(default_factory=MetricSpec)
 
     def __post_init__(self) -> None:
         if isinstance(self.metrics, dict):  # as read from the YAML
             object.__setattr__(self, "metrics", MetricSpec(**self.metrics))
+        if self.baseline not in BASELINES:
+            raise TaskError(f"task {self.name}: baseline = {self.baseline!r}; expected one of {BASELINES}")
+        if self.baseline == "always_abstain" and self.abstain is None:
+            raise TaskError(f"task {self.name}: baseline always_abstain needs an `abstain` answer")
+
+    def abstains(self, example: dict[str, Any]) -> bool:
+        """True for an example whose gold answer is to abstain (SQuAD v2's unanswerable questions)."""
+        return self.abstain is not None and not self.gold_answers(example)
 
     def format_prompt(self, example: dict[str, Any]) -> str:
         """The prompt for one normalized example (no trailing space: continuations start with one)."""
