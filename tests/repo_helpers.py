@@ -29,7 +29,8 @@ SMALL = {  # seconds per stage: the tiny model (not the default Gemma), few exam
     "model": {"name": "tiny-llama", "dtype": "float32",
               "tiny": {"vocab_size": 512, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
                        "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
-    "data": {"train_examples": 60, "test_examples": 40, "validation_examples": {"sst2": 60, "squad_v2": 60}},
+    "data": {"train_examples": {"sst2": 60, "squad_v2": 60}, "test_examples": 40,
+             "validation_examples": {"sst2": 60, "squad_v2": 60}},
     "train": {"method": "full", "max_length": 288, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
     "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
 }

@@ -262,7 +262,7 @@ def test_max_examples_is_gone(write_params):
     assert "unknown key data.max_examples" in _error(write_params(data={"max_examples": 500}))
 
 
-@pytest.mark.parametrize("key", ["train_examples", "test_examples"])
+@pytest.mark.parametrize("key", ["test_examples"])
 def test_example_counts_are_null_or_positive(write_params, key):
     message = _error(write_params(data={key: 0}))
     assert f"data.{key} = 0 " in message and "null (all)" in message
@@ -270,15 +270,16 @@ def test_example_counts_are_null_or_positive(write_params, key):
     assert getattr(load_params(write_params(data={key: 3})).data, key) == 3
 
 
-def test_validation_examples_are_per_task(write_params):
-    message = _error(write_params(data={"validation_examples": {"sst2": None, "squad_v2": 0}}))
-    assert "data.validation_examples.squad_v2 = 0 " in message and "null (all)" in message
+@pytest.mark.parametrize("key", ["train_examples", "validation_examples"])
+def test_train_and_validation_examples_are_per_task(write_params, key):
+    message = _error(write_params(data={key: {"sst2": None, "squad_v2": 0}}))
+    assert f"data.{key}.squad_v2 = 0 " in message and "null (all)" in message
     raw = yaml.safe_load(write_params().read_text())
-    raw["data"]["validation_examples"] = {"sst2": None}
+    raw["data"][key] = {"sst2": None}
     with pytest.raises(ConfigError, match="squad_v2 is missing"):
         params_from_dict(raw)
-    loaded = load_params(write_params(data={"validation_examples": {"sst2": 5, "squad_v2": None}}))
-    assert loaded.data.validation_examples == {"sst2": 5, "squad_v2": None}
+    loaded = load_params(write_params(data={key: {"sst2": 5, "squad_v2": None}}))
+    assert getattr(loaded.data, key) == {"sst2": 5, "squad_v2": None}
 
 
 @pytest.mark.parametrize(("value", "ok"), [(0, True), (0.5, True), (1, False), (-0.1, False)])

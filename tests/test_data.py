@@ -292,7 +292,8 @@ def test_load_raw_never_caps(sample_params):
     """data.max_examples is gone: the draws (train/test/validation_examples) come later, seeded."""
     assert not hasattr(sample_params.data, "max_examples")
     few = dataclasses.replace(sample_params, data=dataclasses.replace(
-        sample_params.data, train_examples=7, test_examples=7, validation_examples={"sst2": 7, "squad_v2": 7}))
+        sample_params.data, train_examples={"sst2": 7, "squad_v2": 7}, test_examples=7,
+        validation_examples={"sst2": 7, "squad_v2": 7}))
     rows, _ = load_raw(SQUAD, "validation", few)
     assert len(rows) == 560
 
@@ -429,7 +430,7 @@ def test_squad_training_draw_too_small_a_pool_names_the_numbers(unanswerable, an
         draw_training(SQUAD, _squad_pool(unanswerable, answerable), n, share, 1, "data/split/squad_v2/train")
     message = str(excinfo.value)
     assert "data/split/squad_v2/train" in message
-    assert f"data.train_examples = {n}" in message and f"data.unanswerable_share = {share}" in message
+    assert f"data.train_examples.squad_v2 = {n}" in message and f"data.unanswerable_share = {share}" in message
     assert f"needs {wanted[0]} unanswerable and {wanted[1]} answerable" in message
     assert f"holds {unanswerable} and {answerable}" in message
 
@@ -468,8 +469,8 @@ def test_split_stage_draws_with_data_seed_not_the_training_seed(params, tmp_path
     from tuneval.io import read_jsonl as read
 
     monkeypatch.chdir(tmp_path)
-    study = _study(params, seed=1, train_examples=400, unanswerable_share=0.334, test_examples=100,
-                   validation_examples={"sst2": None, "squad_v2": None})
+    study = _study(params, seed=1, train_examples={"sst2": 400, "squad_v2": 400}, unanswerable_share=0.334,
+                   test_examples=100, validation_examples={"sst2": None, "squad_v2": None})
 
     def run(p):
         pipeline.prepare("squad_v2", p)

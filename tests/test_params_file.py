@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("override", ["lr=3e-5", "seed=2", "epochs=3", "batch_size=16", "train.lora.r=16",
-                                      "data.train_examples=200", "eval.limit=50", "model.dtype=float32"])
+                                      "data.train_examples.squad_v2=100", "eval.limit=50", "model.dtype=float32"])
 def test_dvc_set_param_changes_one_line(tmp_path, override):
     from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` calls on params.yaml
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from repo_helpers import SMALL, copy_repo, merge, run
 
-ONE_TASK = merge(SMALL, {"tasks": ["sst2"], "data": {"train_examples": 40},
+ONE_TASK = merge(SMALL, {"tasks": ["sst2"], "data": {"train_examples": {"sst2": 40}},
                          "eval": {"limit": 6, "splits": ["test"]}, "train": {"eval_examples": 4}})
 
 

@@ -105,8 +105,8 @@ def test_squad_card_round_trip(tmp_path, params):
     assert "No interval: squad_v2 bleu." in loaded.text
     assert "percentages (0-100)" in loaded.text
     assert f"batch size {params.batch_size}, training seed {params.seed}" in loaded.text
-    assert (f"a seeded draw of {params.data.train_examples} from the train side of an 80/20 split (data.seed\n"
-            f"  {params.data.seed})") in loaded.text
+    assert (f"a seeded draw of {params.data.train_examples['squad_v2']} from the train side of an 80/20\n"
+            f"  split (data.seed {params.data.seed})") in loaded.text
 
 
 def test_card_names_hub_base_model(tmp_path, params):

@@ -294,7 +294,7 @@ def test_write_report_files(tmp_path, params, wordnet_ready):
     text = md.read_text(encoding="utf-8")
     assert params.model.name in text
     assert readme_block(rows, facts) in text
-    assert f"training seed {params.seed}, {params.data.train_examples} training examples" in text
+    assert f"training seed {params.seed}, training examples sst2 {params.data.train_examples['sst2']}" in text
     assert f"(data.seed {params.data.seed})" in text
     assert ("- `sst2` (fraction): 0-shot, chat template off, prompt `0123456789ab`, "
             "dtype float32 (zero-shot) / bfloat16 (fine-tuned)") in text

@@ -47,7 +47,7 @@ class DataConfig:
     local_dir: str
     files: dict[str, dict[str, str]]
     seed: int
-    train_examples: int | None
+    train_examples: dict[str, int | None]  # per task
     unanswerable_share: float
     test_examples: int | None
     validation_examples: dict[str, int | None]  # per task
@@ -125,6 +125,7 @@ class Params:
 TINY_MODELS = {"tiny-llama": "llama", "tiny-gemma2": "gemma2"}
 DATA_SOURCES = ("sample", "local", "hub")
 EVAL_SPLITS = ("test", "validation")
+PHASES = ("zeroshot", "finetuned")  # the base model, then the fine-tuned one: scored by the same code
 TRAIN_METHODS = ("full", "lora")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ACCELERATE_CONFIG_DIR = "configs/accelerate"  # train.accelerate_config lives here: a dep of the train stage
@@ -227,14 +228,16 @@ def _check_ranges(p: Params, src: Path) -> None:
         _require(task in TASK_NAMES, src, f"tasks[{i}]", task, f"one of {', '.join(TASK_NAMES)}")
     _require(p.data.source in DATA_SOURCES, src, "data.source", p.data.source, f"one of {DATA_SOURCES}")
     _require(0 < p.split.test_size < 1, src, "split.test_size", p.split.test_size, "a fraction in (0, 1)")
-    counts = {key: getattr(p.data, key) for key in ("train_examples", "test_examples")}
-    counts |= {f"validation_examples.{task}": value for task, value in p.data.validation_examples.items()}
+    counts: dict[str, Any] = {"test_examples": p.data.test_examples}
+    for key in ("train_examples", "validation_examples"):
+        counts |= {f"{key}.{task}": value for task, value in getattr(p.data, key).items()}
     for key, value in counts.items():
         _require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), src,
                  f"data.{key}", value, "null (all) or a number of examples >= 1")
-    for task in p.tasks:
-        _require(task in p.data.validation_examples, src, "data.validation_examples", p.data.validation_examples,
-                 f"a mapping with an entry for every task in `tasks` ({task} is missing; empty = all)")
+    for key in ("train_examples", "validation_examples"):
+        for task in p.tasks:
+            _require(task in getattr(p.data, key), src, f"data.{key}", getattr(p.data, key),
+                     f"a mapping with an entry for every task in `tasks` ({task} is missing; empty = all)")
     _require(0 <= p.data.unanswerable_share < 1, src, "data.unanswerable_share", p.data.unanswerable_share,
              "a fraction in [0, 1) (the official SQuAD v2 train set: 0.334)")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")

@@ -56,9 +56,10 @@ def draw_training(task: Task, rows: list[dict[str, Any]], n: int | None, share: 
     wanted = round(share * n)
     if wanted > len(unanswerable) or n - wanted > len(answerable):
         raise DataError(
-            f"{origin}: data.train_examples = {n} with data.unanswerable_share = {share} needs {wanted} unanswerable "
-            f"and {n - wanted} answerable questions, but the train side of the split holds {len(unanswerable)} and "
-            f"{len(answerable)}: lower data.train_examples or the share, or use more data (data.source)"
+            f"{origin}: data.train_examples.{task.name} = {n} with data.unanswerable_share = {share} needs {wanted} "
+            f"unanswerable and {n - wanted} answerable questions, but the train side of the split holds "
+            f"{len(unanswerable)} and {len(answerable)}: lower data.train_examples.{task.name} or the share, or use "
+            "more data (data.source)"
         )
     keep = {id(r) for r in draw(unanswerable, wanted, f"{seed}-unanswerable")}
     keep |= {id(r) for r in draw(answerable, n - wanted, f"{seed}-answerable")}

@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneval import paths
-from tuneval.config import Params
+from tuneval.config import PHASES, Params
 from tuneval.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from tuneval.tasks import Task, get_task
 from tuneval.usage import peak_memory_mb
-
-PHASES = ("zeroshot", "finetuned")
 
 
 def prepare(task_name: str, params: Params) -> None:
@@ -38,14 +36,15 @@ def prepare(task_name: str, params: Params) -> None:
 
 def split(task_name: str, params: Params) -> None:
     """Prepared train -> seeded 80/20 split (stratified by label, or by article), then the seeded draws: the
-    training examples (data.train_examples, with data.unanswerable_share for SQuAD v2) and the test side."""
+    training examples (data.train_examples.<task>, with data.unanswerable_share for SQuAD v2) and the test side."""
     from tuneval.data import draw, draw_training, split_rows
 
     task = get_task(task_name)
     source = paths.prepared(task.name, "train")
     data = params.data
     train, test = split_rows(task, read_jsonl(source), params.split.test_size, data.seed, str(source))
-    train = draw_training(task, train, data.train_examples, data.unanswerable_share, data.seed, str(source))
+    train = draw_training(task, train, data.train_examples[task.name], data.unanswerable_share, data.seed,
+                          str(source))
     test = draw(test, data.test_examples, f"{data.seed}-test")
     write_jsonl(paths.split_file(task.name, "train"), train)
     write_jsonl(paths.split_file(task.name, "test"), test)
@@ -89,7 +88,7 @@ def base_model(params: Params) -> None:
             print(f"{paths.BASE_MODEL} points at {params.model.name}@{params.model.revision}")
 
 
-def evaluate_phase(task_name: str, params: Params, phase: str = "finetuned") -> dict[str, Any]:
+def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, Any]:
     """Score the base (zeroshot) or fine-tuned model on every split in eval.splits, same examples both."""
     from tuneval.data import draw
     from tuneval.evaluation import EvalSettings, evaluate

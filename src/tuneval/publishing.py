@@ -84,7 +84,7 @@ def card_sections(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
     return [
         _intro_section(task, params, repo_id),
         _results_section(task, rows, runs),
-        _training_section(params, counts),
+        _training_section(task, params, counts),
         _prompt_section(task, runs),
         _limits_section(task),
     ]
@@ -110,13 +110,13 @@ Metrics are {"fractions (0-1)" if task.metrics.scale == "fraction" else "percent
 {method_note(rows)}"""
 
 
-def _training_section(params: Params, counts: dict[str, dict[str, int]]) -> str:
+def _training_section(task: Task, params: Params, counts: dict[str, dict[str, int]]) -> str:
     return f"""## Training
 
 - method: {params.train.method} fine-tuning, loss on the answer tokens only (prompt tokens masked)
 - learning rate {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, training seed {params.seed}
-- training examples: a seeded draw of {params.data.train_examples} from the train side of an 80/20 split (data.seed
-  {params.data.seed}) of the task's train data (`data.source: {params.data.source}`)
+- training examples: a seeded draw of {params.data.train_examples[task.name]} from the train side of an 80/20
+  split (data.seed {params.data.seed}) of the task's train data (`data.source: {params.data.source}`)
 - parameters: {counts['finetuned']['total']:,} total, {counts['finetuned']['trainable']:,} trainable,
   {counts['finetuned']['embedding']:,} in embeddings"""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tuneval.config import Params
+from tuneval.config import PHASES, Params
 from tuneval.errors import DataError
 from tuneval.io import atomic_path, write_json, write_text
 from tuneval.stats import (
@@ -31,7 +31,6 @@ from tuneval.stats import (
 )
 from tuneval.tasks import SCALES, Task
 
-PHASES = ("zeroshot", "finetuned")
 PHASE_NAMES = {"zeroshot": "zero-shot", "finetuned": "fine-tuned"}
 README_START, README_END = "<!-- summary:start -->", "<!-- summary:end -->"  # the README copy of the table
 RUN_FACTS = {"num_fewshot": "{}-shot", "chat_template": "chat template {}", "prompt_sha": "prompt `{}`",
@@ -351,7 +350,7 @@ def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequen
         f"# tuneval summary: {params.model.name}",
         "",
         f"lr {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, training seed {params.seed}, "
-        f"{params.data.train_examples} training examples, data `{params.data.source}` (data.seed "
+        f"training examples {_per_task(params.data.train_examples)}, data `{params.data.source}` (data.seed "
         f"{params.data.seed}). Evaluation, per task:",
         "",
         *(run_line(task, runs[task.name]) for task in tasks),
@@ -363,6 +362,11 @@ def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequen
     write_text(md_path, "\n".join(lines) + "\n")
     write_json(json_path, summary_metrics(rows, facts, params.data.seed))
     _plot(rows, png_path)
+
+
+def _per_task(counts: Mapping[str, int | None]) -> str:
+    """`sst2 400, squad_v2 200` (`all` for null)."""
+    return ", ".join(f"{task} {'all' if n is None else n}" for task, n in counts.items())
 
 
 def _error_bars(values: Sequence[float], cis: Sequence[Interval | None]) -> list[list[float]]:
