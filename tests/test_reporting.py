@@ -404,3 +404,14 @@ def test_no_python_module_hard_codes_a_headline_list():
             for strings in _literal_lists(tree):
                 shared = set(strings) & set(task.metrics.headline)
                 assert len(shared) < 3, f"{path.relative_to(REPO)} lists {task.name} headline metrics {shared}"
+
+
+def test_squad_finding_says_how_often_the_model_answers(wordnet_ready):
+    """The abstention behaviour is generated too: the answer rate of both phases beside the split's make-up."""
+    scores, predictions = squad_phases()
+    rows, facts = compare_split(SQUAD, "validation", scores, predictions, seed=1)
+    answered = next(r for r in rows if r.metric == "answered")
+    (finding,) = findings(rows, [facts])
+    assert (f"It answers {answered.finetuned:.2f}% of the questions fine-tuned and {answered.zeroshot:.2f}% "
+            f"zero-shot ({facts.composition}).") in finding
+    assert "unanswerable" in facts.composition

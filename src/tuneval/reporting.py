@@ -269,6 +269,10 @@ def findings(rows: Sequence[Row], facts: Sequence[SplitFacts]) -> list[str]:
             text += (f". The change, {_number(first.delta, d, signed=True)} [{_number(first.delta_ci.low, d, True)}, "
                      f"{_number(first.delta_ci.high, d, True)}], is within resampling noise: this sample detects "
                      f"changes of about {_optional(first.mde, d)} or more.")
+        answered = next((r for r in rows if (r.task, r.split, r.metric) == (f.task, f.split, "answered")), None)
+        if answered is not None:  # how often the model abstains, beside how often it should (the split line)
+            text += (f" It answers {answered.finetuned:.{d}f}% of the questions fine-tuned and "
+                     f"{answered.zeroshot:.{d}f}% zero-shot ({f.composition}).")
         sentences.append(text)
     return sentences
 
