@@ -194,8 +194,9 @@ def test_eval_data_dir_reads_bom_crlf_files(tmp_path, params):
     from tuneval.tasks import get_task
 
     data_dir = _sst2_data_dir(tmp_path, _windows_jsonl(SST2_RAW), _windows_jsonl(SST2_RAW[:3]))
-    rows, train_rows = cli._rows_for(get_task("sst2"), "validation", data_dir, params)
+    rows, train_rows, origin = cli._rows_for(get_task("sst2"), "validation", data_dir, params)
     assert [r["id"] for r in rows] == ["0", "1", "2"] and len(train_rows) == len(SST2_RAW)
+    assert origin.endswith("every row") and str(data_dir) in origin
     assert rows[1]["sentence"] == SST2_RAW[1]["sentence"]
 
 

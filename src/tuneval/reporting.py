@@ -354,7 +354,8 @@ def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequen
         f"# tuneval summary: {params.model.name}",
         "",
         f"lr {params.lr}, {params.epochs} epochs, batch size {params.batch_size}, training seed {params.seed}, "
-        f"training examples {_per_task(params.data.train_examples)}, data `{params.data.source}` (data.seed "
+        f"training examples {_per_task({t: params.data.train_examples[t] for t in params.tasks})}, data "
+        f"`{params.data.source}` (data.seed "
         f"{params.data.seed}). Evaluation, per task:",
         "",
         *(run_line(task, runs[task.name]) for task in tasks),
