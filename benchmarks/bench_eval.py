@@ -3,7 +3,7 @@
     python benchmarks/bench_eval.py --model /tmp/exp/g270 --dtype float32 --out benchmarks/results/eval_g270.json
     python benchmarks/bench_eval.py --model tiny --sst2-n 64 --squad-articles 1 --squad-max-questions 32  # smoke
 
-SST-2 (the GLUE validation sentences): the engine (`tuneval.evaluation.predict`), a notebook's loop (one forward
+SST-2 (the GLUE validation sentences): the engine (`tuneval.scoring.engine.predict`), a notebook's loop (one forward
 pass per sentence and label word) and lm-eval's own `sst2` task (`simple_evaluate`, model "hf", batch 32, the
 same model directory and sentences, fed from a local JSON file). SQuAD v2 (whole dev articles, so questions
 share contexts): the engine vs the loop (`generate` with batch 1, same stop tokens, plus a forward pass for the
@@ -43,17 +43,14 @@ from benchlib import (  # noqa: E402
     study_params,
 )
 
-from tuneval import evaluation as E  # noqa: E402
-from tuneval import metrics as M  # noqa: E402
 from tuneval.data import SAMPLE_DIR, normalize  # noqa: E402
 from tuneval.io import read_jsonl, write_jsonl  # noqa: E402
-from tuneval.modeling import build_tiny_model, load_model, load_tokenizer  # noqa: E402
+from tuneval.models.loading import load_model, load_tokenizer  # noqa: E402
+from tuneval.models.tiny import build_tiny_model  # noqa: E402
+from tuneval.scoring import engine as E  # noqa: E402
+from tuneval.scoring import metrics as M  # noqa: E402
 from tuneval.tasks import demonstration, get_task  # noqa: E402
-
-try:
-    from tuneval.tasks.prompting import build_prompt, continuation_ids
-except ImportError:  # before prompting had a module of its own
-    from tuneval.evaluation import build_prompt, continuation_ids  # type: ignore[no-redef]
+from tuneval.tasks.prompting import build_prompt, continuation_ids  # noqa: E402
 
 # A SmolLM-135M-like Llama shape (random weights): `--model 135m`.
 SHAPE_135M = dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -393,7 +390,8 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}; "
           f"model {args.model}, dtype {args.dtype} -> {dtype}; data {args.data_dir}", flush=True)
-    settings = E.EvalSettings(batch_size=args.batch_size, max_prompt_tokens=768, max_new_tokens=args.max_new_tokens)
+    settings = E.EvalSettings(batch_size=args.batch_size, max_prompt_tokens=768, max_new_tokens=args.max_new_tokens,
+                              num_fewshot=0, seed=1, chat_template=False)
     sst2_rows = load_sst2(args.data_dir, args.sst2_n)
     squad_rows = load_squad(args.data_dir, args.squad_articles, args.squad_max_questions)
 

@@ -4,7 +4,7 @@ SQuAD v2 sample examples for ~50 optimizer steps. Prints tokens/s, peak GPU memo
     python benchmarks/bench_gpu.py                        # the 1B shape; needs a CUDA GPU (~25 GB)
     python benchmarks/bench_gpu.py --shape tiny --steps 4 # a smoke test of this script on a CPU
 
-It runs the same `tuneval.training.fit` as the train stage (same collation, length grouping, answer-only
+It runs the same `tuneval.train.trainer.fit` as the train stage (same collation, length grouping, answer-only
 loss, bf16 autocast from `model.dtype: auto`), on a model directory written here: the 1B shape with random
 weights (no Hub access needed) and the tokenizer trained on the sample text (its ids fit the 128k vocab).
 MFU = model FLOPs per second / the card's dense bf16 peak, with the usual 6 x parameters per token for
@@ -27,9 +27,11 @@ from benchlib import loop_timer  # benchmarks/ is on sys.path when run as a scri
 from tuneval.config import load_params
 from tuneval.data import SAMPLE_DIR, normalize
 from tuneval.io import read_jsonl, write_jsonl
-from tuneval.modeling import train_tokenizer
+from tuneval.models.tiny import train_tokenizer
 from tuneval.tasks import demonstration, get_task
-from tuneval.training import TrainJob, fit, peak_memory_mb
+from tuneval.train.job import TrainJob
+from tuneval.train.trainer import fit
+from tuneval.usage import peak_memory_mb
 
 SHAPES = {
     "llama-3.2-1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,

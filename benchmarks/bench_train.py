@@ -8,7 +8,7 @@ SQuAD v2 examples and model.
 Reports non-padding tokens per second (the tokens that carry signal) and the ratio. All sides use the
 same loss masking (answer tokens only) and optimizer settings; only batching differs.
 
-Real-model mode: the library's own training (`tuneval.training.fit`, as the train stage runs it) on a model
+Real-model mode: the library's own training (`tuneval.train.trainer.fit`, as the train stage runs it) on a model
 directory, for the first N SQuAD v2 train examples (one epoch: N / batch-size optimizer steps):
 
     python benchmarks/bench_train.py --model /tmp/exp/g270 --method lora --examples 64 --dtype auto
@@ -31,17 +31,18 @@ import time
 from pathlib import Path
 
 import torch
-from benchlib import data_dir, dtype_name, floor_seconds, loop_timer, print_table, shape_of_dir, training_api
+from benchlib import data_dir, dtype_name, floor_seconds, loop_timer, print_table, shape_of_dir
 from transformers import DataCollatorWithFlattening
 
 from tuneval.config import load_params
 from tuneval.data import SAMPLE_DIR, normalize
 from tuneval.io import read_jsonl, write_jsonl
-from tuneval.modeling import build_tiny_model, load_model, load_tokenizer
+from tuneval.models.loading import load_model, load_tokenizer
+from tuneval.models.tiny import build_tiny_model
 from tuneval.tasks import demonstration, get_task
-
-IGNORE_INDEX, CompletionCollator, encode_example = training_api("IGNORE_INDEX", "CompletionCollator",
-                                                                 "encode_example")
+from tuneval.train.batches import IGNORE_INDEX, CompletionCollator, encode_example
+from tuneval.train.job import TrainJob
+from tuneval.train.trainer import fit
 
 SHAPE_135M = dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                   intermediate_size=1536, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True)
@@ -88,7 +89,6 @@ def run(model_factory, dataset, collator, sampling: str, steps: int, batch_size:
 
 def real_model(args: argparse.Namespace) -> int:
     """`fit` on `args.model` for the first `args.examples` SQuAD v2 train examples; prints one table row."""
-    fit, train_job = training_api("fit", "TrainJob")
     task = get_task("squad_v2")
     rows = normalize(task, read_jsonl(args.data_dir / "squad_v2/train_partial.jsonl.gz"))[: args.examples]
     dtype = dtype_name(args.dtype)
@@ -108,7 +108,7 @@ def real_model(args: argparse.Namespace) -> int:
                                       max_length=args.max_length, eval_examples=None),
         )
         write_jsonl(root / "train.jsonl", rows)
-        job = train_job(task="squad_v2", base_model=model_dir, train_file=root / "train.jsonl", out_dir=root / "out",
+        job = TrainJob(task="squad_v2", base_model=model_dir, train_file=root / "train.jsonl", out_dir=root / "out",
                         live_dir=root / "live", checkpoint_dir=root / "ckpt")
         shape = shape_of_dir(model_dir)
         timer = loop_timer()

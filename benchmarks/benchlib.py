@@ -32,7 +32,7 @@ def data_dir() -> Path:
 
 def dtype_name(dtype: str) -> str:
     """`auto` | `float32` | `bfloat16` -> the dtype the library actually picks here ("float32" / "bfloat16")."""
-    from tuneval.modeling import pick_dtype
+    from tuneval.models.loading import pick_dtype
 
     return str(pick_dtype(dtype)).removeprefix("torch.")
 
@@ -99,29 +99,3 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     print(f"\n{title}\n| " + " | ".join(keys) + " |\n|" + " --- |" * len(keys))
     for r in rows:
         print("| " + " | ".join(str(r[k]) for k in keys) + " |")
-
-
-def training_api(*names: str) -> list[Any]:
-    """`names` from tuneval's training code, wherever they live: tuneval.training, or the smaller modules it may
-    be split into (any tuneval module with "train" in its name)."""
-    import importlib
-    import pkgutil
-
-    import tuneval
-
-    modules = ["tuneval.training"] + sorted(m.name for m in pkgutil.walk_packages(tuneval.__path__, "tuneval.")
-                                            if "train" in m.name and m.name != "tuneval.training")
-    found: dict[str, Any] = {}
-    errors = []
-    for module in modules:
-        try:
-            loaded = importlib.import_module(module)
-        except ImportError as err:
-            errors.append(f"{module}: {err}")
-            continue
-        found.update({n: getattr(loaded, n) for n in names if n not in found and hasattr(loaded, n)})
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise ImportError(f"{', '.join(missing)} not found in tuneval's training modules ({', '.join(modules)})"
-                          + "".join(f"; {e}" for e in errors))
-    return [found[n] for n in names]

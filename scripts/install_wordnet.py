@@ -8,7 +8,7 @@ installed system-wide), copies their database files into ``<target>/corpora/word
 ``lexnames`` file NLTK needs, which Debian does not ship. scripts/setup.sh runs it.
 
 This is a setup tool, not part of the library: tuneval itself only checks that WordNet loads
-(``tuneval.wordnet.require_wordnet``), and that check's message names this script.
+(``tuneval.scoring.wordnet.require_wordnet``), and that check's message names this script.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from tuneval.wordnet import wordnet_available
+from tuneval.scoring.wordnet import wordnet_available
 
 DEBIAN_PACKAGES: tuple[str, ...] = ("wordnet-base", "wordnet-sense-index")
 """Debian packages carrying the WordNet 3.0 database files (data, index, exceptions, index.sense)."""

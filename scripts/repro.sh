@@ -11,7 +11,7 @@ dvc repro "$@"
 # cache.type), so the 1 GB base model takes 1 GB on disk, not 2.
 dvc checkout --relink -q
 # README.md's results are the report's, never typed by hand (tests/test_committed_study.py checks they agree)
-python -c 'from pathlib import Path; from tuneval.reporting import sync_readme
+python -c 'from pathlib import Path; from tuneval.report.summary import sync_readme
 if sync_readme(Path("README.md"), Path("report/summary.md")): print("README.md: results block copied from report/summary.md")'
 echo; sed -n '/summary:start/,/summary:end/p' report/summary.md | grep -v 'summary:'
 echo; echo "Report: report/summary.md and report/summary.png; per-task metrics: dvc metrics show"

@@ -1,4 +1,4 @@
-"""base_model: build the tiny offline model (tokenizer trained on the train splits), or pin a hub model."""
+"""base_model: models/base from model.name: a tiny model built here, a GGUF converted once, or a pinned hub model."""
 
 from tuneval.pipeline import base_model
 from tuneval.stage import run_stage

@@ -1,4 +1,4 @@
-"""publish: the folder a Hub push uploads (model, tokenizer, model card); pushes only when asked."""
+"""publish: the folder a Hub push uploads (the LoRA adapter or the model, and its card); pushes only when asked."""
 
 from tuneval.pipeline import publish
 from tuneval.stage import run_stage

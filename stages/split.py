@@ -1,4 +1,4 @@
-"""split: the seeded 80/20 train/test split of a task's prepared train data."""
+"""split: the seeded 80/20 train/development split of a task's prepared train data, then the training draw."""
 
 from tuneval.pipeline import split
 from tuneval.stage import run_stage

@@ -47,7 +47,7 @@ def shared_data(repo_root) -> Path:
 @pytest.fixture(scope="session")
 def wordnet_ready() -> None:
     """Skip a test that computes METEOR where WordNet is not installed for NLTK."""
-    from tuneval import wordnet as wordnet_support
+    from tuneval.scoring import wordnet as wordnet_support
 
     if not wordnet_support.wordnet_available():
         pytest.skip("WordNet is not installed for NLTK (METEOR); run `python scripts/install_wordnet.py`")

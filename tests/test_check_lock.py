@@ -113,7 +113,7 @@ def test_outside_a_dvc_repo_is_an_error(tmp_path):
 def test_source_edit_in_the_small_repo_names_the_stages_that_import_it(tmp_path_factory, tmp_path):
     repo = copy_built(tmp_path_factory, tmp_path / "repo")
     assert check(repo).returncode == 0, check(repo).stderr
-    reporting = repo / "src/tuneval/reporting.py"
+    reporting = repo / "src/tuneval/report/summary.py"
     reporting.write_text(reporting.read_text() + "\n# an edit\n")
     git_commit(repo, "edit reporting.py without rerunning")
     proc = check(repo)

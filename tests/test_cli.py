@@ -11,8 +11,8 @@ from tuneval import cli
 @pytest.fixture
 def captured(monkeypatch):
     """Run cmd_eval up to the engine: the settings and rows it would score, without a model."""
-    import tuneval.evaluation
-    import tuneval.modeling
+    import tuneval.models.loading
+    import tuneval.scoring.engine
 
     seen: dict = {}
 
@@ -20,9 +20,9 @@ def captured(monkeypatch):
         seen.update(settings=settings, ids=[r["id"] for r in rows])
         return {"n": len(rows)}, []
 
-    monkeypatch.setattr(tuneval.evaluation, "evaluate", fake_evaluate)
-    monkeypatch.setattr(tuneval.modeling, "load_model", lambda *a, **k: None)
-    monkeypatch.setattr(tuneval.modeling, "load_tokenizer", lambda *a, **k: None)
+    monkeypatch.setattr(tuneval.scoring.engine, "evaluate", fake_evaluate)
+    monkeypatch.setattr(tuneval.models.loading, "load_model", lambda *a, **k: None)
+    monkeypatch.setattr(tuneval.models.loading, "load_tokenizer", lambda *a, **k: None)
     monkeypatch.setattr(cli, "resolve_model_arg", lambda model, params: model)
     return seen
 

@@ -11,7 +11,7 @@ import pytest
 
 from tuneval import paths, pipeline
 from tuneval.config import load_params
-from tuneval.reporting import README_END, README_START, summary_metrics
+from tuneval.report.summary import README_END, README_START, summary_metrics
 from tuneval.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

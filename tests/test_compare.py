@@ -3,7 +3,7 @@
 Branches main / seed2 / seed3 hold SST-2 and SQuAD v2 metrics and predictions of three "seeds"; `copy` the same
 files as main; `strong` an SST-2 model far better than main; `other-ids` predictions of different examples;
 `stale` a metrics file out of step with its predictions; a DVC experiment saved with `dvc exp save`. The metrics
-files are computed with tuneval.metrics (the engine's metrics), independently of tuneval.stats.
+files are computed with tuneval.scoring.metrics (the engine's metrics), independently of tuneval.scoring.stats.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuneval import compare as C
-from tuneval import metrics as M
-from tuneval import stats
 from tuneval.cli import main
 from tuneval.errors import ConfigError, DataError
-from tuneval.stats import align_by_id, paired_bootstrap, prediction_statistic
+from tuneval.report import compare as C
+from tuneval.scoring import metrics as M
+from tuneval.scoring import stats
+from tuneval.scoring.stats import align_by_id, paired_bootstrap, prediction_statistic
 from tuneval.tasks import get_task
 
 GIT = ["git", "-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests", "-c", "init.defaultBranch=main",
@@ -284,7 +284,7 @@ def test_cli_entry_point_runs_as_a_module(repo):
 
 def test_too_few_clusters_give_values_and_spread_but_no_interval(repo, capsys):
     if not hasattr(stats, "cluster_labels"):
-        pytest.skip("tuneval.stats has no cluster_labels yet")
+        pytest.skip("tuneval.scoring.stats has no cluster_labels yet")
     for branch, seed in (("few-a", 1), ("few-b", 2)):
         commit_branch(repo, branch, sst2_records(CORRECT["main"]), squad_records(seed, n=12))
     git(repo, "checkout", "-q", "main")

@@ -168,12 +168,12 @@ def test_launch_command_uses_plain_ddp_or_the_accelerate_config(params, tmp_path
 
     import torch
 
-    from tuneval.distributed import launch_command, launch_env
+    from tuneval.train.launch import launch_command, launch_env
 
     two = dataclasses.replace(params, train=dataclasses.replace(params.train, num_processes=2))
     command = launch_command(two, tmp_path / "launch.json")
     assert command[1:4] == ["-m", "accelerate.commands.launch", "--num_processes"] and command[4] == "2"
-    assert "--multi_gpu" in command and command[-3:] == ["-m", "tuneval.distributed", str(tmp_path / "launch.json")]
+    assert "--multi_gpu" in command and command[-3:] == ["-m", "tuneval.train.rank", str(tmp_path / "launch.json")]
     config = tmp_path / "accelerate.yaml"
     config.write_text("num_machines: 2\n")
     multi = dataclasses.replace(two, train=dataclasses.replace(two.train, accelerate_config=str(config)))
@@ -247,11 +247,13 @@ def test_renamed_train_keys_reach_training_arguments(params, tmp_path):
     warmup_steps < 1 is a fraction of all steps, >= 1 a step count)."""
     import dataclasses
 
-    from tuneval.training import training_arguments
+    import torch
+
+    from tuneval.train.trainer import training_arguments
 
     for warmup, steps_of_100 in ((0.1, 10), (7, 7)):
         train = dataclasses.replace(params.train, activation_checkpointing=True, warmup_steps=float(warmup))
-        args = training_arguments(dataclasses.replace(params, train=train), tmp_path)
+        args = training_arguments(dataclasses.replace(params, train=train), tmp_path, torch.float32)
         assert args.activation_checkpointing is True
         assert args.get_warmup_steps(100) == steps_of_100
 

@@ -21,13 +21,13 @@ from repo_helpers import env as repo_env
 from repo_helpers import free_port, run
 from safetensors.torch import load_file
 
-from tuneval.cluster import node_commands, recipes
 from tuneval.config import TinyModelConfig, load_params
-from tuneval.distributed import Node, Topology, launch_command, node_from_env
 from tuneval.errors import ConfigError, LaunchError
 from tuneval.io import write_jsonl
-from tuneval.modeling import build_tiny_model
+from tuneval.models.tiny import build_tiny_model
 from tuneval.tasks import demonstration, get_task
+from tuneval.train.cluster import node_commands, recipes
+from tuneval.train.launch import Node, Topology, launch_command, node_from_env
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -40,13 +40,14 @@ DRIVER = textwrap.dedent("""
     from pathlib import Path
     from tuneval.config import load_params
     from tuneval.errors import report_error
-    from tuneval.training import TrainJob, train
+    from tuneval.train.job import TrainJob
+    from tuneval.train.run import run_training
 
     job = TrainJob(task="sst2", base_model=Path("models/base"), train_file=Path("data/train.jsonl"),
                    out_dir=Path("models/sst2"), live_dir=Path("dvclive/sst2"),
                    checkpoint_dir=Path("checkpoints/sst2"), eval_file=Path("data/eval.jsonl"))
     try:
-        train(job, load_params("params.yaml"))
+        run_training(job, load_params("params.yaml"))
     except Exception as err:
         report_error(err)
         sys.exit(1)
@@ -99,7 +100,7 @@ def sim_env(port: int, **extra: str) -> dict[str, str]:
 
 
 def node(rank: int, port: int, pipeline: str) -> list[str]:
-    """What each simulated machine runs: the recipes' own per-node commands (tuneval.cluster.node_commands)."""
+    """What each simulated machine runs: the recipes' own per-node commands (tuneval.train.cluster.node_commands)."""
     return ["bash", "-c", node_commands(machine_rank=str(rank), main_ip="127.0.0.1", main_port=str(port),
                                         num_processes="2", num_machines="2", pipeline=pipeline)]
 
@@ -180,7 +181,7 @@ def test_a_machine_that_never_joins_stops_the_run_within_the_timeout_and_leaves_
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith("error: training sst2: not all 2 training processes on 2 machine(s) joined at "
                             f"127.0.0.1:{port} within {timeout} s (TUNEVAL_RENDEZVOUS_TIMEOUT)"), proc.stderr[-3000:]
-    assert "python -m tuneval.distributed worker" in error
+    assert "python -m tuneval.train.launch worker" in error
     # start-up (python, torch) + the timeout + stopping: the wait itself is bounded by the timeout
     assert elapsed < timeout + 30, elapsed
     assert not stray_processes(tmp_path)
@@ -219,7 +220,7 @@ def test_a_worker_whose_machine_0_never_comes_stops_within_its_wait(tmp_path):
     env = {**sim_env(port), "TUNEVAL_WORKER_WAIT": "5", "TUNEVAL_MACHINE_RANK": "1",
            "TUNEVAL_MAIN_PROCESS_IP": "127.0.0.1", "TUNEVAL_MAIN_PROCESS_PORT": str(port)}
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tuneval.distributed", "worker", "--num-processes", "2",
+    proc = subprocess.run([sys.executable, "-m", "tuneval.train.launch", "worker", "--num-processes", "2",
                            "--num-machines", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - start
     assert proc.returncode == 1
@@ -237,7 +238,7 @@ def test_a_config_naming_a_missing_file_fails_at_once_with_one_paragraph(tmp_pat
     with pytest.raises(ConfigError, match=r"train\.accelerate_config = 'configs/accelerate/missing\.yaml'"):
         load_params(path)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tuneval.distributed", "worker", "--num-processes", "2",
+    proc = subprocess.run([sys.executable, "-m", "tuneval.train.launch", "worker", "--num-processes", "2",
                            "--num-machines", "2", "--accelerate-config", "configs/accelerate/missing.yaml"],
                           cwd=tmp_path, env=sim_env(0, TUNEVAL_MACHINE_RANK="1"), capture_output=True, text=True,
                           timeout=60)
@@ -257,7 +258,7 @@ def test_node_settings_come_from_the_environment_or_the_config_file(tmp_path, mo
     flags = {flag: command[command.index(flag) + 1] for flag in command if flag.startswith("--")}
     assert flags["--num_processes"] == "16" and flags["--num_machines"] == "2" and flags["--machine_rank"] == "1"
     assert flags["--main_process_ip"] == "10.0.0.1" and flags["--main_process_port"] == "29400"
-    assert "timeout=30" in command and command[-3:] == ["-m", "tuneval.distributed", "x.json"]
+    assert "timeout=30" in command and command[-3:] == ["-m", "tuneval.train.rank", "x.json"]
     with pytest.raises(LaunchError, match="TUNEVAL_MAIN_PROCESS_IP"):
         node_from_env(shape, {})
     with pytest.raises(LaunchError, match=r"machine rank 2 .* outside 0\.\.1"):
@@ -275,8 +276,8 @@ def test_node_settings_come_from_the_environment_or_the_config_file(tmp_path, mo
 
 
 def test_topology_is_params_checked_recorded_and_a_dep_of_train(write_params, tmp_path):
-    from tuneval.checkpoints import fingerprint
-    from tuneval.training import TrainJob
+    from tuneval.train.checkpoints import fingerprint
+    from tuneval.train.job import TrainJob
 
     with pytest.raises(ConfigError, match=r"train\.num_machines = 3 .*divides train\.num_processes=4"):
         load_params(write_params(batch_size=8, train={"num_processes": 4, "per_device_batch_size": 2,
@@ -342,7 +343,7 @@ def test_dvc_set_of_the_topology_changes_one_line_of_params_yaml(tmp_path):
 
 
 def test_machines_with_other_inputs_or_checkpoints_are_named():
-    from tuneval.distributed import _inputs_message
+    from tuneval.train.rank import _inputs_message
 
     spec = {"fingerprint": "abc"}
     assert _inputs_message(spec, [(0, None, None), (1, "abc", None)]) is None
@@ -359,7 +360,7 @@ def test_committed_recipes_are_what_the_generator_writes_and_parse(tmp_path):
     assert sorted(p.name for p in (REPO / "examples/cluster").iterdir()) == sorted(generated)
     for name, text in generated.items():
         assert (REPO / "examples/cluster" / name).read_text() == text, (
-            f"examples/cluster/{name} is stale: run `python -m tuneval.cluster write`")
+            f"examples/cluster/{name} is stale: run `python -m tuneval.train.cluster write`")
     for name in ("slurm.sbatch", "queue_gpus.sh"):
         subprocess.run(["bash", "-n", str(REPO / "examples/cluster" / name)], check=True)
         assert os.access(REPO / "examples/cluster" / name, os.X_OK)

@@ -93,12 +93,12 @@ def test_the_checker_reports_a_removed_module(dvc_yaml):
     """The control: drop one module (imported only lazily, deep in the closure) and one task YAML from deps."""
     broken = copy.deepcopy(dvc_yaml)
     train = broken["stages"]["train"]["do"]
-    train["deps"].remove("src/tuneval/modeling.py")
+    train["deps"].remove("src/tuneval/models/loading.py")
     train["deps"].remove("src/tuneval/tasks/${item}.yaml")
     before, after = missing_deps(dvc_yaml), missing_deps(broken)  # `before`: {} unless dvc.yaml is behind the code
     added = {stage: sorted(set(files) - set(before.get(stage, []))) for stage, files in after.items()}
     assert {stage: files for stage, files in added.items() if files} == {
-        f"train@{task}": ["src/tuneval/modeling.py", f"src/tuneval/tasks/{task}.yaml"] for task in TASK_NAMES}
+        f"train@{task}": ["src/tuneval/models/loading.py", f"src/tuneval/tasks/{task}.yaml"] for task in TASK_NAMES}
 
 
 def test_the_checker_follows_lazy_and_package_imports(tmp_path):

@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneval import evaluation as E
 from tuneval.config import TinyModelConfig, load_params
-from tuneval.modeling import build_tiny_model, load_model, load_tokenizer
-from tuneval.pipeline import parameter_counts
+from tuneval.models.counting import parameter_counts
+from tuneval.models.loading import load_model, load_tokenizer
+from tuneval.models.tiny import build_tiny_model
+from tuneval.scoring import engine as E
 from tuneval.tasks import demonstration, get_task
 from tuneval.tasks import prompting as P
-from tuneval.training_data import IGNORE_INDEX, CompletionCollator, encode_example
+from tuneval.train.batches import IGNORE_INDEX, CompletionCollator, encode_example
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -90,7 +91,8 @@ def test_batched_generation_equals_one_by_one(tiny):
 
 def test_evaluate_returns_metrics_and_a_prediction_per_example(tiny):
     _, tok, model = tiny
-    settings = E.EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=4)
+    settings = E.EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=4, num_fewshot=0, seed=1,
+                              chat_template=False)
     scores, preds = E.evaluate(get_task("sst2"), model, tok, _sst2_rows(8), _sst2_rows(), settings)
     assert len(preds) == 8 and 0 <= scores["accuracy"] <= 1
     assert scores["accuracy"] == pytest.approx(sum(p["actual"] == p["predicted"] for p in preds) / 8)
@@ -268,7 +270,9 @@ def test_no_answer_probability_keeps_full_precision(tiny):
 
     _, tok, model = tiny
     task = get_task("squad_v2")
-    predictions = E.predict(task, model, tok, _shared_context_rows(), [], E.EvalSettings(max_new_tokens=4))
+    settings = E.EvalSettings(batch_size=32, max_prompt_tokens=768, max_new_tokens=4, num_fewshot=0, seed=1,
+                              chat_template=False)
+    predictions = E.predict(task, model, tok, _shared_context_rows(), [], settings)
     assert all(p["no_answer_prob"] == math.exp(p["no_answer_logprob"]) for p in predictions)
     crafted = [  # the answerable question is more confident than the unanswerable one, by 2e-9
         {"id": "b", "gold": [], "prediction": "y", "generated": " y", "no_answer_prob": 3e-9},

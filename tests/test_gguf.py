@@ -22,10 +22,13 @@ import yaml
 from gguf import GGUFWriter, TokenType
 from repo_helpers import env, merge
 
-from tuneval import gguf_models, pipeline
+from tuneval import pipeline
 from tuneval.config import TinyModelConfig, load_params
 from tuneval.errors import ModelLoadError
-from tuneval.modeling import build_tiny_model, load_model
+from tuneval.models import gguf as gguf_models
+from tuneval.models import source as model_sources
+from tuneval.models.loading import load_model
+from tuneval.models.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -210,10 +213,10 @@ def test_base_model_stage_converts_a_local_gguf(tiny, params, workdir):
 
 # ----------------------------------------------------------------- 2. errors: one paragraph, base kept
 def test_missing_model_package_names_the_pip_command(params, workdir, monkeypatch):
-    spec = gguf_models.PackagedGGUF(
+    spec = model_sources.PackagedGGUF(
         package="tuneval-no-such-gguf", version="9.9.9", module="tuneval_no_such_gguf", sha256="0" * 64,
         upstream="nobody/nothing", quantization="Q4_K_M", license_name="none", license_file="NONE")
-    monkeypatch.setattr(gguf_models, "OFFLINE_MODELS", {"fake-270m": spec})
+    monkeypatch.setattr(model_sources, "OFFLINE_MODELS", {"fake-270m": spec})
     message = fails_keeping_base(with_model(params, "fake-270m"), workdir)
     assert "pip install tuneval-no-such-gguf==9.9.9" in message
 
@@ -239,10 +242,10 @@ def fake_package(tmp_path, monkeypatch):
 
 def test_corrupt_packaged_gguf_names_file_and_both_hashes(params, workdir, monkeypatch, fake_package):
     expected = "ab" * 32
-    spec = gguf_models.PackagedGGUF(
+    spec = model_sources.PackagedGGUF(
         package="tuneval-fake-gguf", version="1.0.0", module="tuneval_fake_gguf", sha256=expected,
         upstream="nobody/nothing", quantization="Q4_K_M", license_name="none", license_file="NONE")
-    monkeypatch.setattr(gguf_models, "OFFLINE_MODELS", {"fake-270m": spec})
+    monkeypatch.setattr(model_sources, "OFFLINE_MODELS", {"fake-270m": spec})
     message = fails_keeping_base(with_model(params, "fake-270m"), workdir)
     file = fake_package / "fake.gguf"
     actual = hashlib.sha256(file.read_bytes()).hexdigest()

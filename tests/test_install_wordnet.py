@@ -67,7 +67,7 @@ def test_script_runs_as_setup_sh_calls_it() -> None:
 
 
 def test_library_hint_names_the_script() -> None:
-    from tuneval.wordnet import INSTALL_HINT
+    from tuneval.scoring.wordnet import INSTALL_HINT
 
-    assert "python scripts/install_wordnet.py" in INSTALL_HINT and "tuneval.wordnet" not in INSTALL_HINT
+    assert "python scripts/install_wordnet.py" in INSTALL_HINT and "tuneval.scoring.wordnet" not in INSTALL_HINT
     assert SCRIPT.is_file()

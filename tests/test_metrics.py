@@ -1,4 +1,4 @@
-"""Hand-computed checks of tuneval.metrics and the WordNet check (the arithmetic is in the comments)."""
+"""Hand-computed checks of tuneval.scoring.metrics and the WordNet check (the arithmetic is in the comments)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tuneval import wordnet as wordnet_support
 from tuneval.errors import WordNetMissingError
-from tuneval.metrics import (
+from tuneval.scoring import wordnet as wordnet_support
+from tuneval.scoring.metrics import (
     CONVENTIONS,
     answer_rate,
     bleu_from_statistics,
@@ -354,7 +354,7 @@ def test_generation_input_checks() -> None:
 
 
 def test_per_question_terms_give_the_generation_metrics(wordnet_ready: None) -> None:
-    """The terms tuneval.stats resamples: their means (and BLEU's summed statistics) are generation_metrics'."""
+    """The terms tuneval.scoring.stats resamples: their means (and BLEU's summed statistics) are generation_metrics'."""
     references = [["the sun", "sun"], ["Paris"], ["a big red car", "red car"], ["King Louis XIV"]]
     predictions = ["sun", "paris city", "the red car", ""]
     expected = generation_metrics(references, predictions)
@@ -390,7 +390,7 @@ def test_conventions_are_documented() -> None:
 
 def test_conventions_are_written_once() -> None:
     """CONVENTIONS is the one copy: the module docstring, other modules and the README point to it."""
-    import tuneval.metrics as metrics_module
+    import tuneval.scoring.metrics as metrics_module
 
     repo = Path(__file__).resolve().parents[1]
     phrases = ["zero_division", "fragmentation penalty", "13a tokenizer", "HasAns when", "string.punctuation"]

@@ -1,13 +1,13 @@
 """One implementation per metric: the value a metrics file reports and its bootstrap interval come from the same
-function in tuneval.metrics, so changing a metric's definition in that one place changes both."""
+function in tuneval.scoring.metrics, so changing a metric's definition in that one place changes both."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tuneval import metrics as M
-from tuneval.stats import paired_bootstrap, prediction_statistic
+from tuneval.scoring import metrics as M
+from tuneval.scoring.stats import paired_bootstrap, prediction_statistic
 from tuneval.tasks import get_task
 
 SST2, SQUAD = get_task("sst2"), get_task("squad_v2")

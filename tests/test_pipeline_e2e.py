@@ -127,3 +127,15 @@ def test_train_stage_runs_under_accelerate_launch_with_two_processes(tmp_path_fa
     assert AutoModelForCausalLM.from_pretrained(repo / "models/sst2").num_parameters() > 0
     assert "up to date" in run(["dvc", "status", "train@sst2"], repo)
     assert not list((repo / "checkpoints/sst2").glob("checkpoint-*"))
+
+
+def test_editing_a_prompt_reruns_scoring_but_not_parameter_counts_or_publish(tmp_path_factory, tmp_path):
+    """Stage deps are what each stage really reads: a prompt edit invalidates the scoring and training stages, never
+    count_params or publish (which read the trained model and the metrics, not the prompt code)."""
+    repo = copy_built(tmp_path_factory, tmp_path / "repo")
+    assert "up to date" in run(["dvc", "status"], repo)  # the control: nothing changed yet
+    prompting = repo / "src/tuneval/tasks/prompting.py"
+    prompting.write_text(prompting.read_text() + "\n# an edit\n")
+    changed = json.loads(run(["dvc", "status", "--json"], repo).strip().splitlines()[-1])
+    assert {"zeroshot_eval@sst2", "train@sst2", "eval@sst2"} <= set(changed)
+    assert not [stage for stage in changed if stage.startswith(("count_params", "publish"))], changed

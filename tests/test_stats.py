@@ -1,4 +1,4 @@
-"""tuneval.stats: the seeded percentile bootstrap (of examples or of whole clusters), the paired difference, its
+"""tuneval.scoring.stats: the seeded percentile bootstrap (of examples or of whole clusters), the paired difference, its
 standard error and minimum detectable effect, McNemar's exact test, and per-example statistics that reproduce the
 engine's score() on the full set and on resamples."""
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tuneval.errors import DataError
-from tuneval.evaluation import score
-from tuneval.metrics import classification_metrics
-from tuneval.stats import (
+from tuneval.scoring.engine import score
+from tuneval.scoring.metrics import classification_metrics
+from tuneval.scoring.stats import (
     MDE_FACTOR,
     MIN_CLUSTERS,
     Interval,
@@ -359,7 +359,7 @@ def test_mcnemar_by_hand_and_without_discordant_pairs():
 
 # -------------------------------------------------------------------------------------------------- answered
 def test_answered_matches_answer_rate_and_score_on_the_full_set(wordnet_ready):
-    from tuneval.metrics import answer_rate
+    from tuneval.scoring.metrics import answer_rate
 
     records = squad_records(80, seed=6)
     records[0] = dict(records[0], prediction="the sun", no_answer_prob=1.5)  # above the threshold: abstains
@@ -379,8 +379,8 @@ def test_engine_cluster_keys_on_the_bundled_dev_sample_resample_articles(repo_ro
     SQuAD v2 dev sample (560 questions, 35 articles, 452 contexts) the bootstrap resamples whole articles."""
     import hashlib
 
-    from tuneval.evaluation import cluster_keys
     from tuneval.io import read_jsonl
+    from tuneval.scoring.engine import cluster_keys
 
     rows = read_jsonl(repo_root / "data" / "sample" / "squad_v2" / "validation.jsonl.gz")
     keys = [cluster_keys(SQUAD, row) for row in rows]

@@ -13,12 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tuneval.checkpoints import fingerprint, prepare_checkpoints
 from tuneval.config import TinyModelConfig, load_params
 from tuneval.io import write_jsonl
-from tuneval.modeling import build_tiny_model
+from tuneval.models.tiny import build_tiny_model
 from tuneval.tasks import demonstration, get_task
-from tuneval.training import TRAINING_INFO, TrainJob, train
+from tuneval.train.checkpoints import fingerprint, prepare_checkpoints
+from tuneval.train.job import TRAINING_INFO, TrainJob
+from tuneval.train.run import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = TinyModelConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
@@ -59,7 +60,7 @@ def _job(root: Path, name: str) -> TrainJob:
 
 def _train(root: Path, name: str, params) -> Path:
     job = _job(root, name)
-    train(job, params)
+    run_training(job, params)
     return job.out_dir
 
 
@@ -128,7 +129,7 @@ def test_checkpoints_from_other_params_are_discarded(tmp_path, setup):
 def test_lora_saves_the_adapter_alone_and_eval_loads_it_on_the_base(setup):
     from transformers import AutoModelForCausalLM
 
-    from tuneval.modeling import adapter_base, load_model
+    from tuneval.models.loading import adapter_base, load_model
 
     out = _train(setup, "lora", small_params(method="lora"))
     info = json.loads((out / TRAINING_INFO).read_text())
@@ -145,8 +146,8 @@ def test_lora_saves_the_adapter_alone_and_eval_loads_it_on_the_base(setup):
 
 
 def _answer_batch(setup, packing: bool):
-    from tuneval.modeling import load_model, load_tokenizer
-    from tuneval.training_data import data_collator, encode_example
+    from tuneval.models.loading import load_model, load_tokenizer
+    from tuneval.train.batches import data_collator, encode_example
 
     params = small_params(packing=packing)
     tokenizer = load_tokenizer(setup / "base")
@@ -158,7 +159,7 @@ def _answer_batch(setup, packing: bool):
 
 @pytest.mark.parametrize("packing", [False, True])
 def test_answer_only_logits_give_the_full_logits_loss_and_gradients(setup, packing):
-    from tuneval.training import answer_loss
+    from tuneval.train.trainer import answer_loss
 
     model, batch = _answer_batch(setup, packing)
     reference = model(**batch).loss  # the model's own loss: logits at every position, prompt labels -100
@@ -173,8 +174,8 @@ def test_answer_only_logits_give_the_full_logits_loss_and_gradients(setup, packi
 
 
 def test_no_prompt_position_reaches_the_lm_head(setup):
-    from tuneval.training import answer_loss
-    from tuneval.training_data import IGNORE_INDEX
+    from tuneval.train.batches import IGNORE_INDEX
+    from tuneval.train.trainer import answer_loss
 
     model, batch = _answer_batch(setup, packing=False)
     seen = []
@@ -229,8 +230,8 @@ def test_packed_batches_give_the_padded_loss_and_examples_never_attend_to_each_o
     from transformers import AutoModelForCausalLM
 
     from tuneval.io import read_jsonl
-    from tuneval.modeling import load_tokenizer
-    from tuneval.training_data import CompletionCollator, data_collator, encode_example
+    from tuneval.models.loading import load_tokenizer
+    from tuneval.train.batches import CompletionCollator, data_collator, encode_example
 
     tokenizer = load_tokenizer(setup / "base")
     model = AutoModelForCausalLM.from_pretrained(setup / "base", attn_implementation="sdpa")
@@ -282,19 +283,19 @@ def test_watching_the_eval_loss_does_not_change_the_trained_model(setup):
 
 
 def test_a_failing_rank_stops_the_launch_with_a_clear_error_and_no_model(setup, tmp_path, capfd):
-    from tuneval.distributed import LaunchError
+    from tuneval.train.launch import LaunchError
 
     (tmp_path / "empty_base").mkdir()  # no config, no tokenizer: every rank fails while loading
     job = dataclasses.replace(_job(setup, "broken"), base_model=tmp_path / "empty_base")
     with pytest.raises(LaunchError, match="accelerate launch exited with status"):
-        train(job, small_params(num_processes=2))
+        run_training(job, small_params(num_processes=2))
     assert "[rank " in capfd.readouterr().err  # each rank's own traceback reaches the console
     assert not job.out_dir.exists()
     assert not (job.checkpoint_dir / "launch.json").exists()
 
 
 def test_trim_live_logs_keeps_steps_up_to_the_checkpoint_and_drops_cut_lines(tmp_path):
-    from tuneval.checkpoints import trim_live_logs
+    from tuneval.train.checkpoints import trim_live_logs
 
     metrics = tmp_path / "plots" / "metrics"
     (metrics / "eval").mkdir(parents=True)
@@ -313,7 +314,7 @@ def test_eval_refuses_a_finetuned_model_equal_to_its_base(setup, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from tuneval.errors import ModelLoadError
-    from tuneval.modeling import require_trained
+    from tuneval.models.loading import require_trained
 
     trained = setup / "lora" / "model"
     if not trained.is_dir():
@@ -349,7 +350,7 @@ def test_training_and_evaluation_build_the_same_prompt_ids(chat_template, tmp_pa
 
     from tuneval.io import read_jsonl
     from tuneval.tasks.prompting import build_prompts
-    from tuneval.training_data import IGNORE_INDEX, encode_example
+    from tuneval.train.batches import IGNORE_INDEX, encode_example
 
     repo = Path(__file__).resolve().parents[1]
     params = load_params(repo / "params.yaml")

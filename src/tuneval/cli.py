@@ -1,7 +1,7 @@
 """`tuneval eval`: the pipeline's evaluation engine for ad-hoc use, without DVC; `tuneval compare`: experiments.
 
     tuneval eval --model models/sst2 --task sst2 --split validation [--num-fewshot K] [--limit N] [--out f.json]
-    tuneval compare EXP_A EXP_B [EXP_C ...] [--task T] [--split S] [--metric M] [--json PATH]   (tuneval.compare)
+    tuneval compare EXP_A EXP_B [EXP_C ...] [--task T] [--split S] [--metric M] [--json PATH]   (tuneval.report.compare)
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuneval import compare
 from tuneval.config import load_params
 from tuneval.errors import DataError, report_error
 from tuneval.io import read_jsonl, write_json
+from tuneval.report import compare
 
 
 def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict], str]:
@@ -45,16 +45,17 @@ def resolve_model_arg(model: str, params) -> str:
     ~/.cache/tuneval/gguf/ and that plain directory is used from then on."""
     from dataclasses import replace
 
-    from tuneval import gguf_models
+    from tuneval.models.gguf import cached_conversion
+    from tuneval.models.source import resolve_source
 
     model_cfg = replace(params.model, name=model, gguf_file=None)
-    return str(gguf_models.cached_conversion(model_cfg)) if gguf_models.is_gguf(model_cfg) else model
+    return str(cached_conversion(model_cfg)) if resolve_source(model_cfg).is_gguf else model
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from tuneval.data import draw
-    from tuneval.evaluation import EvalSettings, evaluate
-    from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.models.loading import load_model, load_tokenizer
+    from tuneval.scoring.engine import EvalSettings, evaluate
     from tuneval.tasks import get_task
 
     params = load_params(args.params)
@@ -62,21 +63,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows, train_rows, origin = _rows_for(task, args.split, args.data_dir, params)
     total = len(rows)
     rows = draw(rows, args.limit, f"{params.data.seed}-limit")  # the pipeline's eval.limit draw
-    num_fewshot = params.eval.num_fewshot if args.num_fewshot is None else args.num_fewshot
-    settings = EvalSettings(  # params.yaml's eval settings; flags override them, never silently ignored
-        batch_size=args.batch_size or params.eval.batch_size,
-        max_prompt_tokens=params.eval.max_prompt_tokens,
-        max_new_tokens=params.eval.max_new_tokens,
-        num_fewshot=num_fewshot,
-        seed=params.data.seed,
-        chat_template=params.eval.chat_template if args.chat_template is None else args.chat_template,
-    )
+    settings = EvalSettings.from_params(params, batch_size=args.batch_size, num_fewshot=args.num_fewshot,
+                                        chat_template=args.chat_template)  # flags override params, never ignore
     print(f"scoring {len(rows):,} of {total:,} rows from {origin}")
     model_path = resolve_model_arg(args.model, params)
     tokenizer = load_tokenizer(model_path)
-    model = load_model(model_path, dtype=args.dtype)
+    model = load_model(model_path, dtype=args.dtype or params.model.dtype)
     scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
-    print(f"{task.name} [{args.split}] {len(rows):,} examples, {num_fewshot}-shot, model {args.model}")
+    print(f"{task.name} [{args.split}] {len(rows):,} examples, {settings.num_fewshot}-shot, model {args.model}")
     for key, value in scores.items():
         if isinstance(value, int | float):
             print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
@@ -100,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="wrap prompts in the tokenizer's chat template (default: eval.chat_template)")
     ev.add_argument("--limit", type=int, default=None, help="score a seeded random draw of N examples")
     ev.add_argument("--batch-size", type=int, default=None)
-    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                    help="weights and compute dtype (default: model.dtype)")
     ev.add_argument("--data-dir", type=Path, default=None,
                     help="JSONL root in the shared-data layout (e.g. ../shared/data) instead of pipeline outputs")
     ev.add_argument("--params", default="params.yaml")
     ev.add_argument("--out", default=None, help="write metrics JSON here (+ .predictions.json beside it)")
-    compare.add_parser(sub)  # `tuneval compare`: its arguments and command live in tuneval.compare
+    compare.add_parser(sub)  # `tuneval compare`: its arguments and command live in tuneval.report.compare
     args = parser.parse_args(argv)
     try:
         return compare.cmd_compare(args) if args.command == "compare" else cmd_eval(args)

@@ -98,8 +98,8 @@ def validate_rows(task: Task, rows: list[dict[str, Any]], origin: str, labelled:
             raise DataError(
                 f"{where}: {task.label_field} = {row[task.label_field]!r} is not one of {task.labels}"
             )
-        if "answers" in task.schema:
-            _check_answers(row, where)
+        if task.answers_field and task.answers_in:
+            _check_answers(row, task.answers_field, task.answers_in, where)
 
 
 def _check_type(value: Any, kind: Any, where: str) -> None:
@@ -120,15 +120,16 @@ def _check_type(value: Any, kind: Any, where: str) -> None:
             raise DataError(f"{where}: expected {kind}, got {value!r:.80}")
 
 
-def _check_answers(row: dict[str, Any], where: str) -> None:
-    texts, starts = row["answers"]["text"], row["answers"]["answer_start"]
+def _check_answers(row: dict[str, Any], field: str, text_field: str, where: str) -> None:
+    texts, starts = row[field]["text"], row[field]["answer_start"]
     if len(texts) != len(starts):
-        raise DataError(f"{where}: answers.text has {len(texts)} entries but answer_start has {len(starts)}")
+        raise DataError(f"{where}: {field}.text has {len(texts)} entries but answer_start has {len(starts)}")
+    source = row[text_field]
     for text, start in zip(texts, starts, strict=True):
-        if row["context"][start : start + len(text)] != text:
+        if source[start : start + len(text)] != text:
             raise DataError(
-                f"{where}: answer {text!r} is not at answer_start {start} of its context "
-                f"(found {row['context'][start:start + len(text)]!r})"
+                f"{where}: answer {text!r} is not at answer_start {start} of its {text_field} "
+                f"(found {source[start:start + len(text)]!r})"
             )
 
 

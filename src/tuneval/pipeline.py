@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from tuneval import paths
@@ -61,38 +57,41 @@ def _composition(task: Task, rows: list[dict[str, Any]]) -> str:
 
 
 def base_model(params: Params) -> None:
-    """models/base: the tiny model built here, a GGUF converted once into a plain HF directory, or a pinned ref
-    to a hub model. Written atomically: a failure leaves the previous models/base as it was."""
-    from tuneval import gguf_models
-    from tuneval.modeling import build_tiny_model, is_tiny, write_model_ref
+    """models/base: the tiny model built here, a GGUF converted once into a plain HF directory, or (hub and local
+    models) just the source record. The resolved source (models/source.py) is recorded in every case. Written
+    atomically: a failure leaves the previous models/base as it was."""
+    from tuneval.models import gguf
+    from tuneval.models.loading import check_hub_model
+    from tuneval.models.source import resolve_source, write_record
+    from tuneval.models.tiny import build_tiny_model
     from tuneval.tasks import demonstration
 
-    source = gguf_models.locate(params.model) if gguf_models.is_gguf(params.model) else None  # checked first
+    source = resolve_source(params.model)
+    located = gguf.locate(params.model) if source.is_gguf else None  # checked before anything is written
+    if source.kind in ("hub", "local"):
+        check_hub_model(params.model)
     with atomic_path(paths.BASE_MODEL) as out:
-        if is_tiny(params.model.name):
-            texts = [
-                demonstration(get_task(t), row)
-                for t in params.tasks
-                for row in read_jsonl(paths.split_file(t, "train"))
-            ]
+        out.mkdir()
+        if source.kind == "tiny":
+            texts = [demonstration(get_task(t), row) for t in params.tasks
+                     for row in read_jsonl(paths.split_file(t, "train"))]
             build_tiny_model(params.model, texts, params.data.seed, out)
             print(f"built {params.model.name} from {len(texts):,} train texts into {paths.BASE_MODEL}")
-        elif source is not None:
-            out.mkdir()
+        elif located is not None:
             start = time.perf_counter()
-            gguf_models.convert(source, out)
-            print(f"converted {source.file} (sha256 {source.sha256[:12]}...) into {paths.BASE_MODEL} in "
+            gguf.convert(located, out)
+            print(f"converted {located.file} (sha256 {located.sha256[:12]}...) into {paths.BASE_MODEL} in "
                   f"{time.perf_counter() - start:.0f}s, peak memory {peak_memory_mb():,.0f} MiB")
         else:
-            write_model_ref(params.model, out)
             print(f"{paths.BASE_MODEL} points at {params.model.name}@{params.model.revision}")
+        write_record(source, out)
 
 
 def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, Any]:
     """Score the base (zeroshot) or fine-tuned model on every split in eval.splits, same examples both."""
     from tuneval.data import draw
-    from tuneval.evaluation import EvalSettings, evaluate
-    from tuneval.modeling import load_model, load_tokenizer, require_trained
+    from tuneval.models.loading import load_model, load_tokenizer, require_trained
+    from tuneval.scoring.engine import EvalSettings, evaluate
 
     start = time.perf_counter()
     task = get_task(task_name)
@@ -101,14 +100,7 @@ def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, A
     if phase == "finetuned":
         require_trained(model_path, paths.BASE_MODEL)
     model = load_model(model_path, dtype=params.model.dtype)
-    settings = EvalSettings(
-        batch_size=params.eval.batch_size,
-        max_prompt_tokens=params.eval.max_prompt_tokens,
-        max_new_tokens=params.eval.max_new_tokens,
-        num_fewshot=params.eval.num_fewshot,
-        seed=params.data.seed,
-        chat_template=params.eval.chat_template,
-    )
+    settings = EvalSettings.from_params(params)
     train_rows = read_jsonl(paths.split_file(task.name, "train"))
     results: dict[str, Any] = {}
     for split_name in params.eval.splits:
@@ -142,7 +134,7 @@ def _run_record(task: Task, facts: dict[str, Any], train_rows: list[dict[str, An
     """predictions/<task>/<phase>/run.json: the run facts, the full prompt template, the metric conventions and the
     training split's label counts (a classification task's majority-class baseline; in git, like the
     predictions, so a clone recomputes the report without the DVC cache)."""
-    from tuneval.metrics import CONVENTIONS
+    from tuneval.scoring.metrics import CONVENTIONS
 
     record = {**facts, "prompt_template": task.prompt, "conventions": CONVENTIONS}
     if task.label_field:
@@ -159,8 +151,8 @@ def _headline(task: Task, scores: dict[str, Any]) -> str:
 def train(task_name: str, params: Params) -> None:
     """Fine-tune the base model on the task's train split into models/<task>; the loss dvclive watches is on rows
     of the development split (the 80/20 holdout), never on the official validation set that is reported."""
-    from tuneval.training import TrainJob
-    from tuneval.training import train as run_training
+    from tuneval.train.job import TrainJob
+    from tuneval.train.run import run_training
 
     task = get_task(task_name)
     with atomic_path(paths.finetuned(task.name)) as out:
@@ -172,95 +164,35 @@ def train(task_name: str, params: Params) -> None:
 
 def count_params(task_name: str, params: Params) -> None:
     """Parameters of the base and the fine-tuned model: total, trainable, embedding; for LoRA the adapter too."""
-    from tuneval.modeling import adapter_base, adapter_parameter_count, load_model
-    from tuneval.training import TRAINING_INFO
+    from tuneval.models.counting import count_parameters
+    from tuneval.train.job import TRAINING_INFO
 
-    finetuned = paths.finetuned(task_name)
-    info = read_json(finetuned / TRAINING_INFO)
-    counts = {"base": parameter_counts(load_model(paths.BASE_MODEL, dtype="float32", device="cpu"))}
-    if adapter_base(finetuned) is not None:  # the adapter is what was trained and is published
-        adapter = adapter_parameter_count(finetuned)
-        counts["finetuned"] = {**counts["base"], "adapter": adapter, "total": counts["base"]["total"] + adapter}
-    else:
-        counts["finetuned"] = parameter_counts(load_model(finetuned, dtype="float32", device="cpu"))
-    counts["finetuned"]["trainable"] = info["trainable_parameters"]
+    info = read_json(paths.finetuned(task_name) / TRAINING_INFO)
+    counts = count_parameters(paths.BASE_MODEL, paths.finetuned(task_name), info["trainable_parameters"])
     write_json(paths.metrics_file(task_name, "params"), counts)
     extra = f", adapter {counts['finetuned']['adapter']:,}" if "adapter" in counts["finetuned"] else ""
     print(f"{task_name}: base {counts['base']['total']:,} parameters ({counts['base']['embedding']:,} in "
           f"embeddings), trainable {info['trainable_parameters']:,}{extra}")
 
 
-def parameter_counts(model) -> dict[str, int]:
-    """Unique parameters (tied input/output embeddings counted once)."""
-    unique = {id(p): p for p in model.parameters()}.values()
-    embedding_params = {id(p) for p in model.get_input_embeddings().parameters()}
-    output = model.get_output_embeddings()
-    if output is not None:
-        embedding_params |= {id(p) for p in output.parameters()}
-    return {
-        "total": sum(p.numel() for p in unique),
-        "trainable": sum(p.numel() for p in unique if p.requires_grad),
-        "embedding": sum(p.numel() for p in unique if id(p) in embedding_params),
-    }
-
-
 def publish(task_name: str, params: Params) -> None:
-    """Write publish/<task> (weights or adapter, model card); upload only if push is on and a token is set.
-
-    A LoRA run publishes its adapter (PEFT format, `base_model` in the card) unless `publish.merge` asks for the
-    merged model. Files are hard links to models/<task> where the filesystem allows: no second copy on disk."""
-    from tuneval.gguf_models import read_source
-    from tuneval.modeling import adapter_base
-    from tuneval.publishing import build_model_card, hub_base_model, push_folder, resolve_repo_id
+    """Write publish/<task> (weights or adapter, model card); upload only if push is on and a token is set."""
+    from tuneval.report.card import push_folder, resolve_repo_id
+    from tuneval.report.publish import write_publish_folder
 
     task = get_task(task_name)
     metrics, rows, _ = compare_phases(task, params.data.seed)
     runs = {phase: metrics[phase]["run"] for phase in PHASES}
-    counts = read_json(paths.metrics_file(task.name, "params"))
     repo_id = resolve_repo_id(params, task.name)
-    source = read_source(paths.BASE_MODEL)
-    finetuned = paths.finetuned(task.name)
-    adapter = adapter_base(finetuned) is not None and not params.publish.merge
     with atomic_path(paths.publish_dir(task.name)) as out:
-        if adapter_base(finetuned) is not None and params.publish.merge:
-            _save_merged(finetuned, out)
-        else:  # README.md: the card below replaces peft's stub (a link would write through into models/)
-            shutil.copytree(finetuned, out, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("README.md"))
-        if adapter:  # the PEFT convention: the adapter names the hub model it goes on
-            _point_adapter_at(out, hub_base_model(params, source) or str(paths.BASE_MODEL))
-        card = build_model_card(task, params, repo_id, rows, runs, counts, source=source, adapter=adapter)
-        card.save(out / "README.md")
+        write_publish_folder(task, params, repo_id, rows, runs, out)
     push_folder(paths.publish_dir(task.name), params, repo_id)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    """A hard link (no second copy on disk); linked files are never written to, only replaced."""
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem, or links not allowed
-        shutil.copy2(src, dst)
-
-
-def _point_adapter_at(folder: Path, base: str) -> None:
-    config_path = folder / "adapter_config.json"
-    config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = base
-    config_path.unlink()  # a hard link into models/ (and the DVC cache): replace it, never edit it in place
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _save_merged(adapter_dir: Path, out: Path) -> None:
-    from tuneval.modeling import load_model, load_tokenizer
-
-    model = load_model(adapter_dir, dtype="float32", device="cpu")  # base + adapter, merged
-    model.save_pretrained(out)
-    load_tokenizer(adapter_dir).save_pretrained(out)
 
 
 def report(params: Params) -> None:
     """report/summary.{md,png,json}: task x split x headline metric: baseline, zero-shot, fine-tuned and change, with
     cluster-bootstrap intervals from the predictions. Prints summary.md, whose marked block is README.md's."""
-    from tuneval.reporting import write_report
+    from tuneval.report.summary import write_report
 
     tasks = [get_task(name) for name in params.tasks]
     rows, facts, runs = [], [], {}
@@ -278,7 +210,7 @@ def compare_phases(task: Task, seed: int) -> tuple[dict[str, dict[str, Any]], li
     """Both phases' metrics files, the comparison rows (with intervals) and the facts of every split both
     evaluated."""
     from tuneval.config import EVAL_SPLITS
-    from tuneval.reporting import compare_split
+    from tuneval.report.summary import compare_split
 
     metrics = {phase: read_json(paths.metrics_file(task.name, phase)) for phase in PHASES}
     run = read_json(paths.predictions(task.name, "finetuned", "run"))

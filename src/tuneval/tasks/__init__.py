@@ -64,6 +64,8 @@ class Task:
     stratify_by: str | None = None
     # generate
     answer_prefix: str = " "
+    answers_field: str | None = None  # gold answers, SQuAD's layout: {text: [...], answer_start: [...]}
+    answers_in: str | None = None  # the field answer_start indexes (checked when data is loaded)
     abstain: str | None = None
     stop: str | None = None
     truncate_field: str | None = None
@@ -82,6 +84,9 @@ class Task:
             raise TaskError(f"task {self.name}: baseline = {self.baseline!r}; expected one of {BASELINES}")
         if self.baseline == "always_abstain" and self.abstain is None:
             raise TaskError(f"task {self.name}: baseline always_abstain needs an `abstain` answer")
+        if self.kind == "generate" and self.answers_field not in self.schema:
+            raise TaskError(f"task {self.name}: a generate task needs `answers_field` naming a schema column "
+                            f"(got {self.answers_field!r}; schema: {list(self.schema)})")
 
     def abstains(self, example: dict[str, Any]) -> bool:
         """True for an example whose gold answer is to abstain (SQuAD v2's unanswerable questions)."""
@@ -92,8 +97,8 @@ class Task:
         return self.prompt.format(**example)
 
     def gold_answers(self, example: dict[str, Any]) -> list[str]:
-        """SQuAD-style gold answers; empty list = unanswerable."""
-        return list(example["answers"]["text"])
+        """The gold answers (`answers_field`'s texts); an empty list = unanswerable."""
+        return list(example[self.answers_field]["text"]) if self.answers_field else []
 
     def target(self, example: dict[str, Any]) -> str:
         """The text the model is trained to produce after the prompt."""

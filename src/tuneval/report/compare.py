@@ -6,7 +6,7 @@ Each EXP is a DVC experiment name (as `dvc exp show` / `dvc exp list --all-commi
 (branch, tag, commit). For every task, split and headline metric it shows the fine-tuned value of each experiment,
 their mean and sample standard deviation (ddof=1: across runs that differ only in their training seed, that is the
 seed-to-seed spread), and the zero-shot value when every experiment has the same one. Two experiments are then
-compared on the same examples: Δ = B − A with the paired bootstrap interval of :func:`tuneval.stats.
+compared on the same examples: Δ = B − A with the paired bootstrap interval of :func:`tuneval.scoring.stats.
 paired_bootstrap` (whole clusters resampled where the task declares them, e.g. SQuAD articles). By default the
 pair is each metric's winner (highest value; ties go to the earlier argument) against its runner-up, and the
 winner "beats the runner-up by more than noise" only when that interval excludes 0. That interval is the noise of
@@ -37,9 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from tuneval import stats
 from tuneval.errors import ConfigError, DataError
-from tuneval.stats import LEVEL, RESAMPLES, Interval, Paired, align_by_id, paired_bootstrap, prediction_statistic
+from tuneval.scoring import stats
+from tuneval.scoring.stats import (
+    LEVEL,
+    RESAMPLES,
+    Interval,
+    Paired,
+    align_by_id,
+    paired_bootstrap,
+    prediction_statistic,
+)
 from tuneval.tasks import TASK_NAMES, Task, get_task
 
 PAIRS = ("winner", "all", "first")  # winner vs runner-up per metric | every pair | each against the first

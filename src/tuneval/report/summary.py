@@ -2,7 +2,7 @@
 
 Which metrics, in which order and on which scale is each task's own choice (`metrics` in tasks/<task>.yaml).
 The point values are the metrics files' (what `dvc metrics show` shows); the intervals come from
-:mod:`tuneval.stats`, recomputed from the per-example predictions, and must reproduce those values.
+:mod:`tuneval.scoring.stats`, recomputed from the per-example predictions, and must reproduce those values.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from tuneval.config import PHASES, Params
 from tuneval.errors import DataError
 from tuneval.io import atomic_path, write_json, write_text
-from tuneval.stats import (
+from tuneval.scoring.stats import (
     LEVEL,
     RESAMPLES,
     Interval,
@@ -164,7 +164,7 @@ def _check_recomputed(task: Task, split: str, scores: Mapping[str, Mapping[str, 
                 raise DataError(
                     f"{task.name} {split} {phase}: {key} recomputed from the predictions is {value!r}, but the "
                     f"metrics file says {recorded!r}. Either the predictions and metrics files are out of step "
-                    "(run `dvc repro`), or tuneval.stats no longer scores like tuneval.evaluation.score"
+                    "(run `dvc repro`), or tuneval.scoring.stats no longer scores like tuneval.scoring.engine.score"
                 )
 
 
@@ -315,8 +315,8 @@ def method_note(rows: Sequence[Row], resamples: int = RESAMPLES) -> str:
             "is paired (the same resamples for both phases). A **bold** Δ: its interval excludes 0. The i.i.d. "
             "width (examples resampled as if independent) is beside the clustered one; MDE is the smallest Δ this "
             "sample detects with 80% power at the 5% level (2.8 bootstrap SEs of Δ). Baseline: the task's trivial "
-            "predictor. Method: `src/tuneval/stats.py`; metric conventions: `CONVENTIONS` in "
-            "`src/tuneval/metrics.py`.")
+            "predictor. Method: `src/tuneval/scoring/stats.py`; metric conventions: `CONVENTIONS` in "
+            "`src/tuneval/scoring/metrics.py`.")
     without = sorted({f"{r.task} {r.metric}" for r in rows if r.delta_ci is None})
     return note + (f" No interval: {', '.join(without)}." if without else "")
 

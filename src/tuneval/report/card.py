@@ -9,8 +9,7 @@ from typing import Any
 
 from tuneval.config import Params
 from tuneval.errors import PublishError
-from tuneval.modeling import is_tiny
-from tuneval.reporting import PHASE_NAMES, PHASES, Row, method_note, run_facts, table_lines
+from tuneval.report.summary import PHASE_NAMES, PHASES, Row, method_note, run_facts, table_lines
 from tuneval.tasks import Task
 
 HUB_TASK_TYPES = {"multiple_choice": "text-classification", "generate": "question-answering"}
@@ -40,34 +39,24 @@ def eval_results(task: Task, rows: Sequence[Row]) -> list:
     ]
 
 
-def hub_base_model(params: Params, source: Mapping[str, Any] | None) -> str | None:
-    """The hub id the published weights derive from: a GGUF's upstream model, a hub model, or None (tiny)."""
-    from tuneval.gguf_models import OFFLINE_MODELS
-
-    if source is not None:
-        return source.get("upstream") or source.get("hub_repo")
-    if params.model.name in OFFLINE_MODELS:
-        return OFFLINE_MODELS[params.model.name].upstream
-    return None if is_tiny(params.model.name) or params.model.name.endswith(".gguf") else params.model.name
-
-
 def build_model_card(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
                      runs: Mapping[str, Mapping[str, Any]], counts: dict[str, dict[str, int]],
-                     source: Mapping[str, Any] | None = None, adapter: bool = False):
+                     base_model: str | None = None, source: Mapping[str, Any] | None = None,
+                     adapter: bool = False):
     """huggingface_hub ModelCard: metadata (base model, dataset, license, model-index) + a readable body.
 
     `rows` are the task's comparison rows (reporting.compare_split), `runs` maps phase -> the metrics file's
-    `run` entry, `counts` is metrics/<task>/params.json. The body is `card_sections`, in order. `source` is the
-    GGUF record of models/base (gguf_models.read_source); `adapter` means the folder holds a PEFT adapter,
+    `run` entry, `counts` is metrics/<task>/params.json. The body is `card_sections`, in order. `base_model` is the
+    hub id the weights derive from (ModelSource.hub_base_model; None for tiny and local models), `source` the
+    GGUF record of models/base (models.gguf.read_source); `adapter` means the folder holds a PEFT adapter,
     published the PEFT way: `base_model` in the metadata, `library_name: peft`.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    base = hub_base_model(params, source)
     license_name = (source or {}).get("license_name") or params.publish.license  # a base's terms carry over
     tags = ["tuneval", task.name, "dvc", *(["lora"] if adapter else []), *(["gguf-dequantized"] if source else [])]
     data = ModelCardData(
-        base_model=base, datasets=[task.hub_dataset], license=license_name, language="en",
+        base_model=base_model, datasets=[task.hub_dataset], license=license_name, language="en",
         library_name="peft" if adapter else "transformers", pipeline_tag="text-generation", model_name=repo_id,
         tags=tags, eval_results=eval_results(task, rows),
     )

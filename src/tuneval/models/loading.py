@@ -1,90 +1,24 @@
-"""Base models: build the tiny offline ones, or point at a hub model; load either the same way.
+"""Loading any model the same way: `load_model` / `load_tokenizer` end in `from_pretrained` for every source.
 
-`models/base` is a normal Hugging Face model directory (tiny models) or holds `model_ref.json` naming a hub
-model; every later stage calls `load_model`, which ends in `AutoModelForCausalLM.from_pretrained` either way.
+`models/base` is a plain Hugging Face model directory (a tiny model, or a GGUF converted once), or holds only
+its source record (tuneval_model.json, models/source.py) when it pins a hub model: `resolve` follows that record
+to the hub id and revision. A fine-tuned LoRA directory holds the adapter alone and loads on top of its base.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from tuneval.config import TINY_MODELS, ModelConfig, TinyModelConfig
+from tuneval.config import ModelConfig
 from tuneval.errors import ModelLoadError
-
-REF_FILE = "model_ref.json"
-SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+from tuneval.models.source import read_record
 
 
-def is_tiny(name: str) -> bool:
-    return name in TINY_MODELS
-
-
-# ----------------------------------------------------------------------------------------------- building
-def train_tokenizer(texts: Iterable[str], vocab_size: int):
-    """Byte-level BPE trained on `texts` (deterministic for the same texts), with <s> prepended like Llama-3."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS.values()),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    bos = SPECIAL_TOKENS["bos_token"]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=1_000_000, **SPECIAL_TOKENS)
-
-
-def tiny_config(architecture: str, tiny: TinyModelConfig, tokenizer):
-    """A Llama (or Gemma-2) config of the tiny shape, wired to the tokenizer's special ids."""
-    from transformers import Gemma2Config, LlamaConfig
-
-    common = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=tiny.hidden_size,
-        num_hidden_layers=tiny.num_layers,
-        num_attention_heads=tiny.num_heads,
-        num_key_value_heads=tiny.num_kv_heads,
-        intermediate_size=tiny.intermediate_size,
-        max_position_embeddings=tiny.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    if architecture == "gemma2":
-        head_dim = tiny.hidden_size // tiny.num_heads
-        return Gemma2Config(head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=256, **common)
-    return LlamaConfig(**common)
-
-
-def build_tiny_model(model_cfg: ModelConfig, texts: Iterable[str], seed: int, out_dir: Path) -> None:
-    """Train the tokenizer, initialise the model with `seed`, save both as an HF model directory."""
-    from transformers import AutoModelForCausalLM
-
-    architecture = TINY_MODELS[model_cfg.name]
-    tokenizer = train_tokenizer(texts, model_cfg.tiny.vocab_size)
-    config = tiny_config(architecture, model_cfg.tiny, tokenizer)
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-
-
-def write_model_ref(model_cfg: ModelConfig, out_dir: Path) -> None:
-    """For a hub model: check it is reachable now (fail fast), then record which model and revision."""
+def check_hub_model(model_cfg: ModelConfig) -> None:
+    """For a hub model: check now that it is reachable at its revision (fail fast, before any later stage)."""
     from huggingface_hub import HfApi
     from transformers import AutoConfig
 
@@ -94,19 +28,16 @@ def write_model_ref(model_cfg: ModelConfig, out_dir: Path) -> None:
         AutoConfig.from_pretrained(model_cfg.name, revision=model_cfg.revision)
     except Exception as err:  # noqa: BLE001
         raise explain_load_error(model_cfg.name, err) from err
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / REF_FILE).write_text(
-        json.dumps({"name": model_cfg.name, "revision": model_cfg.revision}, indent=2) + "\n"
-    )
 
 
 # ------------------------------------------------------------------------------------------------ loading
 def resolve(model_dir_or_id: str | Path) -> tuple[str, str | None]:
-    """(what to pass to from_pretrained, revision): follows models/base/model_ref.json to the hub id."""
+    """(what to pass to from_pretrained, revision): a directory that only pins a hub model or a local model
+    directory (its source record, no weights) resolves to that model and its revision."""
     path = Path(model_dir_or_id)
-    if (path / REF_FILE).is_file():
-        ref = json.loads((path / REF_FILE).read_text())
-        return ref["name"], ref.get("revision")
+    source = read_record(path) if path.is_dir() else None
+    if source is not None and source.kind in ("hub", "local"):
+        return source.name, source.revision
     return str(model_dir_or_id), None
 
 
@@ -140,13 +71,6 @@ def adapter_base(model_dir: str | Path) -> str | None:
     """The base model a PEFT adapter directory was trained on (None if `model_dir` holds full weights)."""
     config = Path(model_dir) / ADAPTER_CONFIG
     return json.loads(config.read_text())["base_model_name_or_path"] if config.is_file() else None
-
-
-def adapter_parameter_count(adapter_dir: str | Path) -> int:
-    """Parameters stored in a PEFT adapter directory (adapters are small: loading them is cheap)."""
-    from safetensors.torch import load_file
-
-    return sum(t.numel() for t in load_file(Path(adapter_dir) / "adapter_model.safetensors").values())
 
 
 def require_trained(finetuned: str | Path, base: str | Path) -> None:

@@ -7,12 +7,9 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tuneval.config import Params
-
-if TYPE_CHECKING:
-    from tuneval.training import TrainJob
+from tuneval.train.job import TrainJob
 
 
 def fingerprint(params: Params, job: TrainJob) -> str:

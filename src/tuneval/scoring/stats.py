@@ -12,8 +12,8 @@ A resample is held as counts (how often each example was drawn), so a metric bui
 mean, a ratio of sums, a confusion matrix, BLEU's n-gram counts) is one matrix product per batch of resamples;
 the SQuAD v2 threshold sweep (best_exact / best_f1) reruns on every resample. Resamples on which a metric is
 undefined (e.g. no answerable question drawn, for HasAns_f1) are left out of its percentiles. The metric
-functions are :mod:`tuneval.metrics`' own (each metric is written once, over per-example terms and counts), so
-the bootstrap recomputes exactly what ``tuneval.evaluation.score`` reports.
+functions are :mod:`tuneval.scoring.metrics`' own (each metric is written once, over per-example terms and counts), so
+the bootstrap recomputes exactly what ``tuneval.scoring.engine.score`` reports.
 
 **Clusters.** SQuAD questions are not independent draws: an article (and each of its paragraphs) sets the topic,
 the difficulty and, in SQuAD v2, most of the unanswerable questions. The dev set was sampled article by article,
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from tuneval import metrics as M
 from tuneval.errors import DataError
-from tuneval.metrics import classification_from_confusion  # noqa: F401  (re-exported: tests, callers)
+from tuneval.scoring import metrics as M
+from tuneval.scoring.metrics import classification_from_confusion  # noqa: F401  (re-exported: tests, callers)
 from tuneval.tasks import Task
 
 RESAMPLES = 1000
@@ -232,7 +232,7 @@ def align_by_id(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]
 # ----------------------------------------------------------------------------- statistics of prediction files
 def prediction_statistic(task: Task, records: Sequence[dict[str, Any]], keys: Sequence[str]) -> Statistic:
     """The `keys` of the engine's score(task, records), on any resample: the metric functions of
-    :mod:`tuneval.metrics` themselves, called with the resample's counts (one implementation per metric).
+    :mod:`tuneval.scoring.metrics` themselves, called with the resample's counts (one implementation per metric).
 
     Records are the engine's prediction records: SST-2 style {id, actual, predicted, ...}, SQuAD v2 style
     {id, prediction, no_answer_prob, gold, ...}. Keys the metrics do not define are absent from the result.

@@ -1,0 +1,1 @@
+"""Scoring: the evaluation engine, the metrics (one implementation each) and the bootstrap."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: the training job's contract, batches, checkpoints, the launcher and the Trainer run."""
