@@ -13,14 +13,16 @@ def captured(monkeypatch):
     """Run cmd_eval up to the engine: the settings and rows it would score, without a model."""
     import tuneval.models.loading
     import tuneval.scoring.engine
+    import tuneval.scoring.parallel
 
     seen: dict = {}
 
-    def fake_evaluate(task, model, tokenizer, rows, train_rows, settings):
-        seen.update(settings=settings, ids=[r["id"] for r in rows])
-        return {"n": len(rows)}, []
+    def fake_predict(task, model, tokenizer, model_path, dtype, rows, train_rows, settings, num_processes):
+        seen.update(settings=settings, ids=[r["id"] for r in rows], dtype=dtype, num_processes=num_processes)
+        return []
 
-    monkeypatch.setattr(tuneval.scoring.engine, "evaluate", fake_evaluate)
+    monkeypatch.setattr(tuneval.scoring.parallel, "predict_parallel", fake_predict)
+    monkeypatch.setattr(tuneval.scoring.engine, "score", lambda task, predictions: {"n": len(predictions)})
     monkeypatch.setattr(tuneval.models.loading, "load_model", lambda *a, **k: None)
     monkeypatch.setattr(tuneval.models.loading, "load_tokenizer", lambda *a, **k: None)
     monkeypatch.setattr(cli, "resolve_model_arg", lambda model, params: model)
@@ -39,6 +41,17 @@ def test_eval_settings_come_from_params(captured, write_params, repo_root, monke
     assert (captured["settings"].num_fewshot, captured["settings"].chat_template) == (0, False)
 
 
+def test_processes_and_dtype_come_from_params_unless_a_flag_says_otherwise(captured, write_params, repo_root,
+                                                                           monkeypatch):
+    monkeypatch.chdir(repo_root.parent)
+    path = write_params(eval={"num_processes": 3}, model={"dtype": "bfloat16"})
+    assert cli.main(["eval", "--model", "m", "--task", "sst2", "--params", str(path), "--limit", "5"]) == 0
+    assert (captured["num_processes"], captured["dtype"]) == (3, "bfloat16")
+    assert cli.main(["eval", "--model", "m", "--task", "sst2", "--params", str(path), "--limit", "5",
+                     "--num-processes", "1", "--dtype", "float32"]) == 0
+    assert (captured["num_processes"], captured["dtype"]) == (1, "float32")
+
+
 def test_limit_is_a_seeded_draw_not_the_head(captured, write_params, repo_root, monkeypatch):
     monkeypatch.chdir(repo_root.parent)
     path = write_params()
@@ -47,3 +60,11 @@ def test_limit_is_a_seeded_draw_not_the_head(captured, write_params, repo_root, 
     cli.main(["eval", "--model", "m", "--task", "sst2", "--params", str(path), "--limit", "20"])
     assert captured["ids"] == first, "the draw is seeded"
     assert first != [str(i) for i in range(20)], "the draw is not the head of the file"
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--num-processes", "0"), ("--batch-size", "0"), ("--limit", "0"),
+                                             ("--num-fewshot", "-1")])
+def test_a_meaningless_flag_value_is_refused_before_any_work(flag, value, capsys):
+    assert cli.main(["eval", "--model", "no/such-model", "--task", "sst2", flag, value]) == 1
+    err = capsys.readouterr().err
+    assert f"{flag} {value}: expected an integer >= " in err and "Could not load" not in err

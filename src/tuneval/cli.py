@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tuneval.config import load_params
-from tuneval.errors import DataError, report_error
+from tuneval.errors import ConfigError, DataError, report_error
 from tuneval.io import read_jsonl, write_json
 from tuneval.report import compare
 
@@ -52,12 +52,20 @@ def resolve_model_arg(model: str, params) -> str:
     return str(cached_conversion(model_cfg)) if resolve_source(model_cfg).is_gguf else model
 
 
+FLAG_MINIMUMS = {"num_processes": 1, "batch_size": 1, "limit": 1, "num_fewshot": 0}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from tuneval.data import draw
     from tuneval.models.loading import load_model, load_tokenizer
-    from tuneval.scoring.engine import EvalSettings, evaluate
+    from tuneval.scoring.engine import EvalSettings, score
+    from tuneval.scoring.parallel import predict_parallel
     from tuneval.tasks import get_task
 
+    for name, low in FLAG_MINIMUMS.items():  # refused before any work, like params.yaml's values
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: expected an integer >= {low}")
     params = load_params(args.params)
     task = get_task(args.task)
     rows, train_rows, origin = _rows_for(task, args.split, args.data_dir, params)
@@ -68,8 +76,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"scoring {len(rows):,} of {total:,} rows from {origin}")
     model_path = resolve_model_arg(args.model, params)
     tokenizer = load_tokenizer(model_path)
-    model = load_model(model_path, dtype=args.dtype or params.model.dtype)
-    scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
+    dtype = args.dtype or params.model.dtype
+    model = load_model(model_path, dtype=dtype)
+    processes = params.eval.num_processes if args.num_processes is None else args.num_processes
+    predictions = predict_parallel(task, model, tokenizer, model_path, dtype, rows, train_rows, settings, processes)
+    scores = score(task, predictions)
     print(f"{task.name} [{args.split}] {len(rows):,} examples, {settings.num_fewshot}-shot, model {args.model}")
     for key, value in scores.items():
         if isinstance(value, int | float):
@@ -94,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="wrap prompts in the tokenizer's chat template (default: eval.chat_template)")
     ev.add_argument("--limit", type=int, default=None, help="score a seeded random draw of N examples")
     ev.add_argument("--batch-size", type=int, default=None)
+    ev.add_argument("--num-processes", type=int, default=None,
+                    help="data-parallel scoring processes, one per GPU (default: eval.num_processes)")
     ev.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
                     help="weights and compute dtype (default: model.dtype)")
     ev.add_argument("--data-dir", type=Path, default=None,

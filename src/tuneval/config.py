@@ -96,6 +96,7 @@ class EvalConfig:
     max_prompt_tokens: int
     max_new_tokens: int
     chat_template: bool
+    num_processes: int  # data-parallel evaluation: one process per GPU (results identical to one process)
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,8 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(p.eval.max_new_tokens >= 1, src, "eval.max_new_tokens", p.eval.max_new_tokens, ">= 1")
     _require(p.eval.batch_size >= 1, src, "eval.batch_size", p.eval.batch_size, ">= 1")
     _require(p.eval.num_fewshot >= 0, src, "eval.num_fewshot", p.eval.num_fewshot, ">= 0")
+    _require(p.eval.num_processes >= 1, src, "eval.num_processes", p.eval.num_processes,
+             "an integer >= 1 (evaluation processes on this machine: one per GPU; 1 on a small CPU host)")
     _require(p.eval.limit is None or p.eval.limit >= 1, src, "eval.limit", p.eval.limit, "null or >= 1")
     _require(bool(p.eval.splits), src, "eval.splits", p.eval.splits, "at least one split")
     for i, split in enumerate(p.eval.splits):

@@ -91,7 +91,8 @@ def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, A
     """Score the base (zeroshot) or fine-tuned model on every split in eval.splits, same examples both."""
     from tuneval.data import draw
     from tuneval.models.loading import load_model, load_tokenizer, require_trained
-    from tuneval.scoring.engine import EvalSettings, evaluate
+    from tuneval.scoring.engine import EvalSettings, score
+    from tuneval.scoring.parallel import predict_parallel
 
     start = time.perf_counter()
     task = get_task(task_name)
@@ -106,7 +107,9 @@ def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, A
     for split_name in params.eval.splits:
         rows = draw(read_jsonl(paths.eval_rows_file(task.name, split_name)), params.eval.limit,
                     f"{params.data.seed}-limit")
-        scores, predictions = evaluate(task, model, tokenizer, rows, train_rows, settings)
+        predictions = predict_parallel(task, model, tokenizer, model_path, params.model.dtype, rows, train_rows,
+                                       settings, params.eval.num_processes)
+        scores = score(task, predictions)
         results[split_name] = scores
         write_json(paths.predictions(task.name, phase, split_name), predictions)
         print(f"{task.name} {phase} [{split_name}, {len(rows):,} examples]: {_headline(task, scores)}")

@@ -52,6 +52,18 @@ class EvalSettings:
                    chat_template=ev.chat_template if chat_template is None else chat_template)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """The share of the work one of `world` evaluation processes does: the batches whose index (in the plan a
+    single process follows) is `rank` modulo `world`. Shard() is all of it (scoring/parallel.py)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def owns(self, batch_index: int) -> bool:
+        return batch_index % self.world == self.rank
+
+
 # ---------------------------------------------------------------------------------------------- batching
 def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
     width = max(len(s) for s in seqs)
@@ -72,12 +84,14 @@ def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list
 
 @torch.inference_mode()
 def loglikelihoods(model, tokenizer, requests: Sequence[tuple[list[int], list[int]]], batch_size: int,
-                   desc: str = "scoring") -> list[float]:
-    """Sum of log p(continuation | context) for each (context ids, continuation ids) request."""
+                   desc: str = "scoring", shard: Shard = Shard()) -> list[float | None]:
+    """Sum of log p(continuation | context) for each (context ids, continuation ids) request (None for requests
+    in batches another shard scores)."""
     device = model.device
     seqs = [ctx + cont for ctx, cont in requests]
-    results = [0.0] * len(requests)
-    for batch in tqdm(_length_sorted_batches([len(s) for s in seqs], batch_size), desc=desc, leave=False):
+    results: list[float | None] = [None] * len(requests)
+    batches = _length_sorted_batches([len(s) for s in seqs], batch_size)
+    for batch in tqdm([b for k, b in enumerate(batches) if shard.owns(k)], desc=desc, leave=False):
         ids, mask, pos = _left_pad([seqs[i] for i in batch], tokenizer.pad_token_id, device)
         keep = max(len(requests[i][1]) for i in batch) + 1
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
@@ -92,11 +106,13 @@ def loglikelihoods(model, tokenizer, requests: Sequence[tuple[list[int], list[in
 
 @torch.inference_mode()
 def next_token_logprobs(model, tokenizer, prompts: Sequence[list[int]], token_ids: Sequence[int], batch_size: int,
-                        desc: str = "scoring") -> list[list[float]]:
-    """log p(token | prompt) for each of `token_ids`: one forward pass per batch, only the last logits kept."""
-    results: list[list[float]] = [[] for _ in prompts]
+                        desc: str = "scoring", shard: Shard = Shard()) -> list[list[float] | None]:
+    """log p(token | prompt) for each of `token_ids`: one forward pass per batch, only the last logits kept (None
+    for prompts in batches another shard scores)."""
+    results: list[list[float] | None] = [None] * len(prompts)
     index = torch.tensor(list(token_ids), device=model.device)
-    for batch in tqdm(_length_sorted_batches([len(p) for p in prompts], batch_size), desc=desc, leave=False):
+    batches = _length_sorted_batches([len(p) for p in prompts], batch_size)
+    for batch in tqdm([b for k, b in enumerate(batches) if shard.owns(k)], desc=desc, leave=False):
         ids, mask, pos = _left_pad([prompts[i] for i in batch], tokenizer.pad_token_id, model.device)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
         chosen = F.log_softmax(logits.float(), dim=-1).index_select(-1, index)
@@ -381,42 +397,57 @@ def _packs(model, prompts: Sequence[list[int]], groups: Sequence[PrefixGroup], b
     return packs, alone
 
 
+def _decode_batches(packs: Sequence[list[PrefixGroup]], batch_size: int) -> list[list[list[PrefixGroup]]]:
+    """Consecutive prefill packs merged into decoding batches of at least `DECODE_BATCHES * batch_size` rows (the
+    last one may be smaller): the unit a process decodes, planned before anything runs."""
+    batches: list[list[list[PrefixGroup]]] = []
+    rows = DECODE_BATCHES * batch_size
+    for pack in packs:
+        if rows >= DECODE_BATCHES * batch_size:
+            batches.append([])
+            rows = 0
+        batches[-1].append(pack)
+        rows += sum(len(unit.members) for unit in pack)
+    return batches
+
+
 def generate_shared(model, tokenizer, prompts: Sequence[list[int]], stop: str, max_new_tokens: int, batch_size: int,
-                    abstain: Sequence[int], share_prefix: bool = True) -> tuple[list[str], list[float]]:
+                    abstain: Sequence[int], share_prefix: bool = True, shard: Shard = Shard()
+                    ) -> tuple[list[str | None], list[float | None]]:
     """Greedy answers (text) and log p(abstain | prompt) for every prompt, sharing common prefixes. Groups (and
     lone prompts) are prefilled together in length-sorted batches of about `batch_size` rows and decoded in
-    batches of about `DECODE_BATCHES * batch_size` rows; prompts too long to pad exactly decode alone."""
+    batches of about `DECODE_BATCHES * batch_size` rows; prompts too long to pad exactly decode alone. Prompts in
+    batches another shard runs are left None."""
     stops = torch.tensor(stop_token_ids(tokenizer, stop), device=model.device)
     groups = prefix_groups(prompts, batch_size, min_shared=MIN_SHARED_TOKENS if share_prefix else 10**9)
-    texts, abstain_lp = [""] * len(prompts), [math.nan] * len(prompts)
+    texts: list[str | None] = [None] * len(prompts)
+    abstain_lp: list[float | None] = [None] * len(prompts)
     packs, alone = _packs(model, prompts, groups, batch_size, max_new_tokens, abstain)
+    units: list[PrefixGroup | list[list[PrefixGroup]]] = [*alone, *_decode_batches(packs, batch_size)]
+    mine = [unit for k, unit in enumerate(units) if shard.owns(k)]
 
     def decode(states: list[DecodeState]) -> None:
         state = _merge(model, states)
         for i, tokens in zip(state.members, _greedy(model, state, stops, max_new_tokens), strict=True):
             texts[i] = tokenizer.decode(tokens, skip_special_tokens=True)
 
-    pending: list[DecodeState] = []
-    with tqdm(total=len(prompts), desc="generating", leave=False) as bar:
-        for group in alone:
-            state, lps = _start_group(model, tokenizer.pad_token_id, prompts, group, abstain)
-            for i, lp in zip(group.members, lps, strict=True):
+    with tqdm(total=sum(len(_members(u)) for u in mine), desc="generating", leave=False) as bar:
+        for unit in mine:
+            if isinstance(unit, PrefixGroup):  # a group too wide to pad exactly: prefilled and decoded alone
+                state, lps = _start_group(model, tokenizer.pad_token_id, prompts, unit, abstain)
+                states = [state]
+            else:
+                started = [_start_pack(model, tokenizer.pad_token_id, prompts, pack, abstain) for pack in unit]
+                states, lps = [st for st, _ in started], [lp for _, pack_lps in started for lp in pack_lps]
+            for i, lp in zip([m for st in states for m in st.members], lps, strict=True):
                 abstain_lp[i] = lp
-            decode([state])
-            bar.update(len(group.members))
-        for pack in packs:
-            state, lps = _start_pack(model, tokenizer.pad_token_id, prompts, pack, abstain)
-            for i, lp in zip(state.members, lps, strict=True):
-                abstain_lp[i] = lp
-            pending.append(state)
-            if sum(len(s.members) for s in pending) >= DECODE_BATCHES * batch_size:
-                decode(pending)
-                bar.update(sum(len(s.members) for s in pending))
-                pending = []
-        if pending:
-            decode(pending)
-            bar.update(sum(len(s.members) for s in pending))
+            decode(states)
+            bar.update(len(_members(unit)))
     return texts, abstain_lp
+
+
+def _members(unit: PrefixGroup | list[list[PrefixGroup]]) -> list[int]:
+    return unit.members if isinstance(unit, PrefixGroup) else [m for pack in unit for g in pack for m in g.members]
 
 
 # ------------------------------------------------------------------------------------------------- tasks
@@ -430,12 +461,44 @@ def evaluate(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Seq
 def predict(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequence[dict],
             settings: EvalSettings) -> list[dict[str, Any]]:
     """One prediction record per row (everything `score` needs, so metrics can be recomputed from files)."""
+    return records_from(task, rows, predict_raw(task, model, tokenizer, rows, train_rows, settings))
+
+
+def predict_raw(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequence[dict],
+                settings: EvalSettings, shard: Shard = Shard()) -> dict[str, list]:
+    """The model's raw outputs per row (None where another shard computes them): `scores` (one log-likelihood
+    per choice) for multiple choice; `texts` and `abstain_lp` for generation. JSON-safe, for gathering."""
     demos = [pick_demos(train_rows, settings.num_fewshot, settings.seed, r["id"]) for r in rows]
     prompts = build_prompts(task, rows, demos, tokenizer, settings.max_prompt_tokens, settings.chat_template)
     if task.kind == "multiple_choice":
-        records = _predict_choices(task, model, tokenizer, rows, prompts, settings)
+        return {"scores": _choice_scores(task, model, tokenizer, prompts, settings, shard)}
+    abstain_ids = continuation_ids(tokenizer, task.answer_prefix + task.abstain)
+    texts, abstain_lp = generate_shared(model, tokenizer, prompts, task.stop, settings.max_new_tokens,
+                                        settings.batch_size, abstain_ids, shard=shard)
+    return {"texts": texts, "abstain_lp": abstain_lp}
+
+
+def merge_raw(shards: Sequence[dict[str, list]]) -> dict[str, list]:
+    """The shards' raw outputs as one: each entry from the shard that computed it (exactly one did; a row's
+    choices may come from different shards, so lists merge element by element)."""
+    return {key: _first_present([shard[key] for shard in shards]) for key in shards[0]}
+
+
+def _first_present(values: Sequence[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if not present:
+        raise ValueError("no shard computed this entry: the shards did not follow the same batch plan")
+    if isinstance(present[0], list):
+        return [_first_present(column) for column in zip(*present, strict=True)]
+    return present[0]
+
+
+def records_from(task: Task, rows: Sequence[dict], raw: dict[str, list]) -> list[dict[str, Any]]:
+    """Prediction records from raw outputs (predict_raw, or several shards' merged)."""
+    if task.kind == "multiple_choice":
+        records = _choice_records(task, rows, raw["scores"])
     else:
-        records = _predict_generation(task, model, tokenizer, rows, prompts, settings)
+        records = _generation_records(task, rows, raw["texts"], raw["abstain_lp"])
     if task.clusters:  # what the cluster bootstrap resamples (tuneval.scoring.stats.resampling)
         for record, row in zip(records, rows, strict=True):
             record["cluster"] = cluster_keys(task, row)
@@ -474,15 +537,20 @@ def score(task: Task, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _predict_choices(task, model, tokenizer, rows, prompts, settings):
+def _choice_scores(task, model, tokenizer, prompts, settings, shard: Shard) -> list[list[float | None] | None]:
     n = len(task.choices)
     choice_ids = single_token_ids(tokenizer, task.choices)
     if choice_ids is not None:  # every label word is one token: one forward pass per prompt scores them all
-        per_row = next_token_logprobs(model, tokenizer, prompts, choice_ids, settings.batch_size, task.name)
-    else:
-        requests = [(p, continuation_ids(tokenizer, choice)) for p in prompts for choice in task.choices]
-        flat = loglikelihoods(model, tokenizer, requests, settings.batch_size, desc=f"{task.name} choices")
-        per_row = [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+        return next_token_logprobs(model, tokenizer, prompts, choice_ids, settings.batch_size, task.name, shard)
+    requests = [(p, continuation_ids(tokenizer, choice)) for p in prompts for choice in task.choices]
+    flat = loglikelihoods(model, tokenizer, requests, settings.batch_size, f"{task.name} choices", shard)
+    # a row's choices may sit in batches of different shards: gathered per choice, a row is None when none is here
+    per_row = [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+    return [scores if any(s is not None for s in scores) else None for scores in per_row]
+
+
+def _choice_records(task, rows, per_row):
+    n = len(task.choices)
     predictions = []
     for row, row_scores in zip(rows, per_row, strict=True):
         best = max(range(n), key=lambda c: row_scores[c])
@@ -495,13 +563,10 @@ def _predict_choices(task, model, tokenizer, rows, prompts, settings):
     return predictions
 
 
-def _predict_generation(task, model, tokenizer, rows, prompts, settings):
+def _generation_records(task, rows, generations, abstain_lp):
     # No-answer probability = p(abstention answer | prompt), from the same pass that starts decoding. It is kept
     # at full precision (and as a log-probability): a pretrained model's values (1e-8 and below) would tie
     # after rounding, and the official best_* threshold sweep orders questions by it.
-    abstain_ids = continuation_ids(tokenizer, task.answer_prefix + task.abstain)
-    generations, abstain_lp = generate_shared(model, tokenizer, prompts, task.stop, settings.max_new_tokens,
-                                              settings.batch_size, abstain_ids)
     return [
         {"id": row["id"], "generated": text, "prediction": task.to_answer(text),
          "no_answer_logprob": lp, "no_answer_prob": math.exp(lp), "gold": task.gold_answers(row)}

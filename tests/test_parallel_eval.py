@@ -1,0 +1,119 @@
+"""Data-parallel evaluation (eval.num_processes): the shards follow one batch plan, every batch is run by exactly
+one process, and the gathered predictions are byte-identical to a single process (engine level, then the
+pipeline's predictions files and metrics)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from repo_helpers import copy_built, run
+from test_engine import SHAPE, _shared_context_rows, _sst2_rows
+
+from tuneval.config import load_params
+from tuneval.models.loading import load_model, load_tokenizer
+from tuneval.models.tiny import build_tiny_model
+from tuneval.scoring import engine as E
+from tuneval.scoring.parallel import predict_parallel
+from tuneval.tasks import demonstration, get_task
+from tuneval.tasks import prompting as P
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-gemma2")
+    texts = [demonstration(get_task("sst2"), r) for r in _sst2_rows()]
+    texts += [demonstration(get_task("squad_v2"), r) for r in _shared_context_rows()]
+    model_cfg = dataclasses.replace(load_params(REPO / "params.yaml").model, name="tiny-gemma2", tiny=SHAPE)
+    build_tiny_model(model_cfg, texts * 3, seed=1, out_dir=out)
+    return out, load_tokenizer(out), load_model(out, dtype="float32", device="cpu")
+
+
+def _settings(batch_size: int) -> E.EvalSettings:
+    return E.EvalSettings(batch_size=batch_size, max_prompt_tokens=256, max_new_tokens=5, num_fewshot=0, seed=1,
+                          chat_template=False)
+
+
+def _rows(task_name: str) -> list[dict]:
+    return _sst2_rows(24) if task_name == "sst2" else _shared_context_rows()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("task_name", ["sst2", "squad_v2"])
+def test_shards_split_the_work_and_merge_to_the_single_process_outputs(tiny, task_name, world):
+    _, tok, model = tiny
+    task, rows = get_task(task_name), _rows(task_name)
+    whole = E.predict_raw(task, model, tok, rows, [], _settings(4))
+    shards = [E.predict_raw(task, model, tok, rows, [], _settings(4), E.Shard(rank, world)) for rank in range(world)]
+    for key, column in whole.items():  # every entry computed by exactly one shard
+        owners = [[k for k, shard in enumerate(shards) if shard[key][i] is not None] for i in range(len(column))]
+        assert all(len(o) == 1 for o in owners), owners
+        assert len({o[0] for o in owners}) > 1, "the work was not spread over the processes"
+    assert E.merge_raw(shards) == whole
+    assert E.records_from(task, rows, E.merge_raw(shards)) == E.predict(task, model, tok, rows, [], _settings(4))
+
+
+def test_a_context_s_questions_stay_in_one_shard(tiny):
+    """SQuAD questions on one context are decoded by the process that prefilled their shared prefix."""
+    _, tok, model = tiny
+    task, rows = get_task("squad_v2"), _shared_context_rows()
+    shards = [E.predict_raw(task, model, tok, rows, [], _settings(4), E.Shard(rank, 3)) for rank in range(3)]
+    owner = {row["id"]: next(k for k, s in enumerate(shards) if s["texts"][i] is not None)
+             for i, row in enumerate(rows)}
+    by_context: dict[str, set[int]] = {}
+    for row in rows:
+        by_context.setdefault(row["context"], set()).add(owner[row["id"]])
+    assert all(len(ranks) == 1 for ranks in by_context.values()), by_context
+    assert len({next(iter(r)) for r in by_context.values()}) > 1  # and the contexts are spread over processes
+
+
+def test_multi_token_choices_may_split_a_row_across_shards_and_still_merge(tiny):
+    """With multi-token label words each (prompt, choice) is its own request: a row's choices can land in batches
+    of different shards, and the merge takes each choice from the shard that scored it."""
+    _, tok, model = tiny
+    prompts = [P.build_prompt(get_task("sst2"), r, [], tok, 256) for r in _sst2_rows(9)]
+    requests = [(p, P.continuation_ids(tok, c)) for p in prompts for c in (" very positive", " negative")]
+    whole = E.loglikelihoods(model, tok, requests, batch_size=4)
+    parts = [E.loglikelihoods(model, tok, requests, batch_size=4, shard=E.Shard(rank, 2)) for rank in range(2)]
+    rows = [[parts[k][2 * i : 2 * i + 2] for i in range(len(prompts))] for k in range(2)]
+    split_rows = [i for i in range(len(prompts)) if None in rows[0][i] and rows[0][i] != [None, None]]
+    assert split_rows, "the control: some row has one choice in each shard"
+    merged = E.merge_raw([{"scores": rows[0]}, {"scores": rows[1]}])["scores"]
+    assert merged == [whole[2 * i : 2 * i + 2] for i in range(len(prompts))]
+
+
+@pytest.mark.parametrize("task_name", ["sst2", "squad_v2"])
+def test_two_processes_give_byte_identical_predictions(tiny, task_name):
+    """Two real processes (this one and a child that loads the model itself) against one."""
+    path, tok, model = tiny
+    task, rows = get_task(task_name), _rows(task_name)
+    single = E.predict(task, model, tok, rows, [], _settings(4))
+    double = predict_parallel(task, model, tok, path, "float32", rows, [], _settings(4), num_processes=2)
+    assert json.dumps(double, sort_keys=True) == json.dumps(single, sort_keys=True)
+
+
+def test_a_failing_rank_stops_with_a_clear_error_and_leaves_nothing_running(tiny, tmp_path):
+    from tuneval.errors import LaunchError
+
+    _, tok, model = tiny
+    with pytest.raises(LaunchError, match="evaluation process 1 of 2 exited with status 1"):
+        predict_parallel(get_task("sst2"), model, tok, tmp_path / "no-model", "float32", _sst2_rows(8), [],
+                         _settings(4), num_processes=2)
+
+
+def test_the_pipeline_with_two_eval_processes_writes_the_same_files(tmp_path_factory, tmp_path):
+    """eval.num_processes = 2 on both tasks and both phases: every predictions file and metric is byte-identical
+    to the single-process run that built the repository."""
+    repo = copy_built(tmp_path_factory, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["eval"]["num_processes"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stages = [f"{stage}@{task}" for stage in ("zeroshot_eval", "eval") for task in params["tasks"]]
+    out = run(["dvc", "repro", "--single-item", *stages], repo)
+    assert out.count("in 2 processes") == len(stages) * len(params["eval"]["splits"]), out[-3000:]
+    assert run(["git", "status", "--porcelain", "predictions", "metrics"], repo).strip() == ""
