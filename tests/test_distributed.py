@@ -99,6 +99,23 @@ def sim_env(port: int, **extra: str) -> dict[str, str]:
                     TUNEVAL_WORKER_WAIT="180", **extra)
 
 
+def run_two_machines(m0: Path, m1: Path, driver: str, timeout: float
+                     ) -> tuple[subprocess.CompletedProcess, int | None, str]:
+    """Machine 1 waits as a worker while machine 0 runs `driver` (the pipeline) then releases it: machine 0's
+    completed process, machine 1's exit status and output. Nothing is left running."""
+    port = free_port()
+    worker = subprocess.Popen(node(1, port, "false"), cwd=m1, env=sim_env(port), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        head = subprocess.run(node(0, port, driver), cwd=m0, env=sim_env(port), capture_output=True, text=True,
+                              timeout=timeout)
+        worker_out, _ = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    return head, worker.returncode, worker_out
+
+
 def node(rank: int, port: int, pipeline: str) -> list[str]:
     """What each simulated machine runs: the recipes' own per-node commands (tuneval.train.cluster.node_commands)."""
     return ["bash", "-c", node_commands(machine_rank=str(rank), main_ip="127.0.0.1", main_port=str(port),
@@ -133,20 +150,11 @@ def test_two_machines_on_localhost_train_the_weights_of_two_processes_on_one(inp
     two = small_params(num_machines=2)
     m0, m1 = machine(inputs, tmp_path / "m0", two), machine(inputs, tmp_path / "m1", two)
     before = listing(m1)
-    port = free_port()
     start = time.monotonic()
-    worker = subprocess.Popen(node(1, port, "false"), cwd=m1, env=sim_env(port), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        head = subprocess.run(node(0, port, driver), cwd=m0, env=sim_env(port), capture_output=True, text=True,
-                              timeout=400)
-        worker_out, _ = worker.communicate(timeout=120)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    head, worker_status, worker_out = run_two_machines(m0, m1, driver, timeout=400)
     elapsed = time.monotonic() - start
     assert head.returncode == 0, (head.stdout + head.stderr)[-4000:]
-    assert worker.returncode == 0, worker_out[-4000:]
+    assert worker_status == 0, worker_out[-4000:]
     assert "released by machine 0 (0 failed run(s))" in worker_out and "trained sst2" in worker_out
     assert "launching 2 training processes on 2 machine(s)" in head.stdout
     print(f"two-machine run incl. release: {elapsed:.1f} s")
@@ -195,22 +203,13 @@ def test_a_machine_missing_an_input_file_stops_both_with_one_paragraph_naming_it
     two = small_params(num_machines=2)
     m0, m1 = machine(inputs, tmp_path / "m0", two), machine(inputs, tmp_path / "m1", two)
     (m1 / "data/train.jsonl").unlink()
-    port = free_port()
-    worker = subprocess.Popen(node(1, port, "false"), cwd=m1, env=sim_env(port), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        head = subprocess.run(node(0, port, driver), cwd=m0, env=sim_env(port), capture_output=True, text=True,
-                              timeout=300)
-        worker_out, _ = worker.communicate(timeout=120)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    head, worker_status, worker_out = run_two_machines(m0, m1, driver, timeout=300)
     assert head.returncode == 1, (head.stdout + head.stderr)[-4000:]
     errors = [line for line in head.stderr.splitlines() if line.startswith("error: ")]
     assert errors == ["error: machine(s) 1 do not have machine 0's train inputs (base model, train and eval files) "
                       "or params: every machine needs the same commit and `dvc pull` (or a shared filesystem) "
                       "before it trains; machine 1: missing data/train.jsonl"], head.stderr[-4000:]
-    assert worker.returncode == 1 and "released by machine 0 (1 failed run(s))" in worker_out, worker_out[-4000:]
+    assert worker_status == 1 and "released by machine 0 (1 failed run(s))" in worker_out, worker_out[-4000:]
     assert not (m0 / "models/sst2").exists()
     assert not stray_processes(tmp_path)
 

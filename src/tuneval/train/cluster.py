@@ -24,9 +24,12 @@ def topology_flags(num_processes: str, num_machines: str, accelerate_config: str
     return flags + (f" --accelerate-config {shlex.quote(accelerate_config)}" if accelerate_config else "")
 
 
-def exp_run(num_processes: str, num_machines: str, extra: str = "") -> str:
-    """The pipeline command for machine 0: the topology as params, so the experiment records it."""
+def exp_run(num_processes: str, num_machines: str, extra: str = "", eval_processes: str | None = None) -> str:
+    """The pipeline command for machine 0: the topology as params, so the experiment records it; evaluation
+    runs data-parallel over machine 0's GPUs (`eval_processes`)."""
     command = f"dvc exp run -S train.num_processes={num_processes} -S train.num_machines={num_machines}"
+    if eval_processes is not None:
+        command += f" -S eval.num_processes={eval_processes}"
     return f"{command} {extra}".rstrip()
 
 
@@ -55,7 +58,8 @@ def _indent(text: str, prefix: str) -> str:
 def slurm_script() -> str:
     node = node_commands(machine_rank="$SLURM_NODEID", main_ip="$MAIN_IP", main_port="$MAIN_PORT",
                          num_processes="$((SLURM_NNODES * GPUS_PER_NODE))", num_machines="$SLURM_NNODES",
-                         pipeline=exp_run("$((SLURM_NNODES * GPUS_PER_NODE))", "$SLURM_NNODES", '"$@"'))
+                         pipeline=exp_run("$((SLURM_NNODES * GPUS_PER_NODE))", "$SLURM_NNODES", '"$@"',
+                                          eval_processes="$GPUS_PER_NODE"))
     return f"""#!/bin/bash
 # {HEADER}
 #
@@ -107,7 +111,8 @@ def skypilot_task() -> str:
                          num_processes="$((SKYPILOT_NUM_NODES * SKYPILOT_NUM_GPUS_PER_NODE))",
                          num_machines="$SKYPILOT_NUM_NODES",
                          pipeline=exp_run("$((SKYPILOT_NUM_NODES * SKYPILOT_NUM_GPUS_PER_NODE))",
-                                          "$SKYPILOT_NUM_NODES", "$EXP_ARGS && dvc exp push origin"))
+                                          "$SKYPILOT_NUM_NODES", "$EXP_ARGS && dvc exp push origin",
+                                          eval_processes="$SKYPILOT_NUM_GPUS_PER_NODE"))
     return f"""# {HEADER}
 #
 # tuneval on N nodes x G GPUs with SkyPilot:
