@@ -2,6 +2,7 @@
 
     python benchmarks/bench_eval.py --model /tmp/exp/g270 --dtype float32 --out benchmarks/results/eval_g270.json
     python benchmarks/bench_eval.py --model tiny --sst2-n 64 --squad-articles 1 --squad-max-questions 32  # smoke
+    python benchmarks/bench_eval.py --model models/base --whole-process --dtype float32   # tuneval eval vs lm_eval
 
 SST-2 (the GLUE validation sentences): the engine (`tuneval.scoring.engine.predict`), a notebook's loop (one forward
 pass per sentence and label word) and lm-eval's own `sst2` task (`simple_evaluate`, model "hf", batch 32, the
@@ -175,14 +176,11 @@ def squad_text(preds: list[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ lm-eval
-def run_lm_eval(model_dir: Path, dtype: str, rows: list[dict], batch_size: int, workdir: Path) -> dict[str, Any]:
-    """lm-eval's `sst2` task on these rows: its own YAML (prompt, choices, metric), with the GLUE Hub dataset
-    swapped for a local JSON file. The model is built as `simple_evaluate(model="hf", model_args=...)` builds
-    it, but before the clock starts, so that loading is reported apart."""
+def lm_eval_task_dir(rows: list[dict], workdir: Path) -> Path:
+    """A task directory holding `sst2_local`: lm-eval's own GLUE sst2 YAML (prompt, choices, metric) reading these
+    rows from a local JSON file instead of the Hub."""
     import lm_eval
     import yaml
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     data_file = workdir / "sst2_validation.jsonl"
     write_jsonl(data_file, [{"idx": r["idx"], "sentence": r["sentence"], "label": r["label"]} for r in rows])
@@ -194,7 +192,53 @@ def run_lm_eval(model_dir: Path, dtype: str, rows: list[dict], batch_size: int, 
     task_dir = workdir / "lm_eval_tasks"
     task_dir.mkdir(exist_ok=True)
     (task_dir / "sst2_local.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    task_manager = TaskManager(include_path=str(task_dir), include_defaults=False)
+    return task_dir
+
+
+def whole_process_sst2(model_dir: Path, dtype: str, data: Path, rows: list[dict], batch_size: int,
+                       workdir: Path) -> dict[str, Any]:
+    """What a user waits for: `tuneval eval` and `lm_eval` as whole processes (imports, model load, scoring,
+    writing) on all of SST-2 validation, in the same dtype and batch size; wall times, ratio, agreement."""
+    import subprocess
+
+    names = get_task("sst2").label_names
+    tv_out = workdir / "tuneval_sst2.json"
+    tuneval = [sys.executable, "-m", "tuneval.cli", "eval", "--model", str(model_dir), "--task", "sst2",
+               "--split", "validation", "--data-dir", str(data), "--dtype", dtype, "--batch-size", str(batch_size),
+               "--params", str(Path(__file__).resolve().parents[1] / "params.yaml"), "--out", str(tv_out)]
+    lm_out = workdir / "lm_eval_out"
+    lm_eval = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+               f"pretrained={model_dir},dtype={dtype}", "--tasks", "sst2_local", "--include_path",
+               str(lm_eval_task_dir(rows, workdir)), "--batch_size", str(batch_size), "--device",
+               "cuda" if torch.cuda.is_available() else "cpu", "--output_path", str(lm_out), "--log_samples"]
+    seconds = {}
+    for name, command in (("tuneval", tuneval), ("lm-eval", lm_eval)):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        seconds[name] = time.perf_counter() - start
+        print(f"sst2 whole process: {name} {seconds[name]:.1f}s", flush=True)
+    ours = {p["id"]: p["predicted"] for p in json.loads(tv_out.with_suffix(".predictions.json").read_text())}
+    theirs = {}
+    for path in lm_out.rglob("samples_sst2_local_*.jsonl"):
+        for line in path.read_text().splitlines():
+            sample = json.loads(line)
+            scores = [float(r[0]) if isinstance(r, (list, tuple)) else float(r) for r in sample["filtered_resps"]]
+            theirs[str(sample["doc"]["idx"])] = names[max(range(len(scores)), key=scores.__getitem__)]
+    agree = sum(theirs.get(k) == v for k, v in ours.items())
+    return {"examples": len(ours), "dtype": dtype, "batch_size": batch_size,
+            "tuneval_s": round(seconds["tuneval"], 1), "lm_eval_s": round(seconds["lm-eval"], 1),
+            "ratio": round(seconds["lm-eval"] / seconds["tuneval"], 2), "agree": f"{agree}/{len(ours)}"}
+
+
+def run_lm_eval(model_dir: Path, dtype: str, rows: list[dict], batch_size: int, workdir: Path) -> dict[str, Any]:
+    """lm-eval's `sst2` task on these rows: its own YAML (prompt, choices, metric), with the GLUE Hub dataset
+    swapped for a local JSON file. The model is built as `simple_evaluate(model="hf", model_args=...)` builds
+    it, but before the clock starts, so that loading is reported apart."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    task_manager = TaskManager(include_path=str(lm_eval_task_dir(rows, workdir)), include_defaults=False)
 
     model_args = f"pretrained={model_dir},dtype={dtype}"
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -382,8 +426,20 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--plain-sst2", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the per-example loop on SST-2 (the slowest part: ~0.6 s a sentence on Gemma)")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="only time `tuneval eval` against the `lm_eval` CLI on all SST-2 validation sentences, "
+                             "each a whole process, in --dtype")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
+    if args.whole_process:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = whole_process_sst2(prepare_model_dir(args.model, Path(tmp)), dtype_name(args.dtype),
+                                        args.data_dir, load_sst2(args.data_dir, 872), args.batch_size, Path(tmp))
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        identical = result["agree"] == f"{result['examples']}/{result['examples']}"
+        return 0 if identical or dtype_name(args.dtype) != "float32" else 1  # fp32: lm-eval's numbers exactly
     global PLAIN_SST2
     PLAIN_SST2 = args.plain_sst2
     dtype = dtype_name(args.dtype)
