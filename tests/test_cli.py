@@ -22,6 +22,7 @@ def captured(monkeypatch):
         return []
 
     monkeypatch.setattr(tuneval.scoring.parallel, "predict_parallel", fake_predict)
+    monkeypatch.setattr(tuneval.scoring.parallel, "check_processes", lambda n, key="": None)  # any host
     monkeypatch.setattr(tuneval.scoring.engine, "score", lambda task, predictions: {"n": len(predictions)})
     monkeypatch.setattr(tuneval.models.loading, "load_model", lambda *a, **k: None)
     monkeypatch.setattr(tuneval.models.loading, "load_tokenizer", lambda *a, **k: None)
@@ -68,3 +69,9 @@ def test_a_meaningless_flag_value_is_refused_before_any_work(flag, value, capsys
     assert cli.main(["eval", "--model", "no/such-model", "--task", "sst2", flag, value]) == 1
     err = capsys.readouterr().err
     assert f"{flag} {value}: expected an integer >= " in err and "Could not load" not in err
+
+
+def test_more_processes_than_this_host_runs_is_refused_before_loading(capsys):
+    assert cli.main(["eval", "--model", "no/such-model", "--task", "sst2", "--num-processes", "4096"]) == 1
+    err = capsys.readouterr().err
+    assert "--num-processes = 4096 but this" in err and "Could not load" not in err

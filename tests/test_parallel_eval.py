@@ -97,6 +97,27 @@ def test_two_processes_give_byte_identical_predictions(tiny, task_name):
     assert json.dumps(double, sort_keys=True) == json.dumps(single, sort_keys=True)
 
 
+def test_more_processes_than_cores_or_gpus_is_refused(monkeypatch):
+    import os
+
+    import torch
+
+    from tuneval.errors import ConfigError
+    from tuneval.scoring.parallel import check_processes
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    check_processes(1)
+    check_processes(2)
+    with pytest.raises(ConfigError, match=r"eval.num_processes = 3 but this CPU host has 2 core\(s\)"):
+        check_processes(3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    check_processes(2)
+    with pytest.raises(ConfigError, match=r"eval.num_processes = 3 but this machine has 2 GPU\(s\)"):
+        check_processes(3)
+
+
 def test_a_failing_rank_stops_with_a_clear_error_and_leaves_nothing_running(tiny, tmp_path):
     from tuneval.errors import LaunchError
 

@@ -59,7 +59,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuneval.data import draw
     from tuneval.models.loading import load_model, load_tokenizer
     from tuneval.scoring.engine import EvalSettings, score
-    from tuneval.scoring.parallel import predict_parallel
+    from tuneval.scoring.parallel import check_processes, predict_parallel
     from tuneval.tasks import get_task
 
     for name, low in FLAG_MINIMUMS.items():  # refused before any work, like params.yaml's values
@@ -67,6 +67,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if value is not None and value < low:
             raise ConfigError(f"--{name.replace('_', '-')} {value}: expected an integer >= {low}")
     params = load_params(args.params)
+    processes = params.eval.num_processes if args.num_processes is None else args.num_processes
+    check_processes(processes, "eval.num_processes" if args.num_processes is None else "--num-processes")
     task = get_task(args.task)
     rows, train_rows, origin = _rows_for(task, args.split, args.data_dir, params)
     total = len(rows)
@@ -78,7 +80,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(model_path)
     dtype = args.dtype or params.model.dtype
     model = load_model(model_path, dtype=dtype)
-    processes = params.eval.num_processes if args.num_processes is None else args.num_processes
     predictions = predict_parallel(task, model, tokenizer, model_path, dtype, rows, train_rows, settings, processes)
     scores = score(task, predictions)
     print(f"{task.name} [{args.split}] {len(rows):,} examples, {settings.num_fewshot}-shot, model {args.model}")

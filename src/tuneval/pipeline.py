@@ -92,8 +92,9 @@ def evaluate_phase(task_name: str, params: Params, *, phase: str) -> dict[str, A
     from tuneval.data import draw
     from tuneval.models.loading import load_model, load_tokenizer, require_trained
     from tuneval.scoring.engine import EvalSettings, score
-    from tuneval.scoring.parallel import predict_parallel
+    from tuneval.scoring.parallel import check_processes, predict_parallel
 
+    check_processes(params.eval.num_processes)  # before any model loads
     start = time.perf_counter()
     task = get_task(task_name)
     model_path = paths.BASE_MODEL if phase == "zeroshot" else paths.finetuned(task.name)

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from tuneval.errors import LaunchError, redact
+from tuneval.errors import ConfigError, LaunchError, redact
 from tuneval.io import read_json, write_json
 from tuneval.scoring.engine import EvalSettings, Shard, merge_raw, predict_raw, records_from
 from tuneval.tasks import Task, get_task
@@ -65,15 +65,26 @@ def predict_parallel(task: Task, model, tokenizer, model_path: str | Path, dtype
     return records_from(task, rows, merge_raw(raws))
 
 
-def _devices(num_processes: int) -> list[str] | None:
+def check_processes(num_processes: int, key: str = "eval.num_processes") -> None:
+    """Refuse, before any model loads, more evaluation processes than this machine runs side by side: one per
+    GPU, or on a CPU host one per core (processes sharing cores slow each other down about 10x)."""
+    if num_processes > 1:
+        _devices(num_processes, key)
+        cores = os.cpu_count() or 1
+        if not torch.cuda.is_available() and num_processes > cores:
+            raise ConfigError(f"{key} = {num_processes} but this CPU host has {cores} core(s): use at most {cores} "
+                              "evaluation processes (each needs a core of its own)")
+
+
+def _devices(num_processes: int, key: str = "eval.num_processes") -> list[str] | None:
     """The GPU each rank uses (CUDA_VISIBLE_DEVICES values), or None on a CPU host."""
     if not torch.cuda.is_available():
         return None
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = [d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(torch.cuda.device_count())]
     if len(ids) < num_processes:
-        raise LaunchError(f"eval.num_processes = {num_processes} but this machine has {len(ids)} GPU(s): use at "
-                          "most one evaluation process per GPU")
+        raise ConfigError(f"{key} = {num_processes} but this machine has {len(ids)} GPU(s): use at most one "
+                          "evaluation process per GPU")
     return ids
 
 
