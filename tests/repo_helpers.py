@@ -49,6 +49,13 @@ SECRETS = {  # in the environment of the shared pipeline run and of test_secrets
 GIT_ID = ["-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests"]
 
 
+def sst2_like_rows(n: int) -> list[dict]:
+    """`n` SST-2-shaped rows (id, sentence, label) for tiny-model training tests, alternating labels."""
+    words = ["good", "bad", "great", "awful", "fine", "dull", "moving", "boring"]
+    return [{"id": str(i), "sentence": f"a {words[i % 8]} film , {words[(i * 3) % 8]} end ", "label": i % 2}
+            for i in range(n)]
+
+
 def merge(base: dict, over: dict) -> dict:
     """A copy of `base` with `over` merged in: nested mappings merge key by key, others replace."""
     out = copy.deepcopy(base)

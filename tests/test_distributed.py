@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 from repo_helpers import env as repo_env
-from repo_helpers import free_port, run
+from repo_helpers import free_port, run, sst2_like_rows
 from safetensors.torch import load_file
 
 from tuneval.config import TinyModelConfig, load_params
@@ -69,9 +69,7 @@ def small_params(**train):
 def inputs(tmp_path_factory):
     """The tiny model and 32 SST-2-like rows, built once; plus the training driver."""
     root = tmp_path_factory.mktemp("inputs")
-    words = ["good", "bad", "great", "awful", "fine", "dull", "moving", "boring"]
-    rows = [{"id": str(i), "sentence": f"a {words[i % 8]} film , {words[(i * 3) % 8]} end ", "label": i % 2}
-            for i in range(32)]
+    rows = sst2_like_rows(32)
     write_jsonl(root / "data" / "train.jsonl", rows)
     write_jsonl(root / "data" / "eval.jsonl", rows[::-1])
     model_cfg = dataclasses.replace(load_params(REPO / "params.yaml").model, name="tiny-llama", tiny=SHAPE)
