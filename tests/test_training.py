@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_helpers import sst2_like_rows
 from safetensors.torch import load_file
 
 from tuneval.config import TinyModelConfig, load_params
@@ -41,9 +42,7 @@ def small_params(**train):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    words = ["good", "bad", "great", "awful", "fine", "dull", "moving", "boring"]
-    rows = [{"id": str(i), "sentence": f"a {words[i % 8]} film , {words[(i * 3) % 8]} end ", "label": i % 2}
-            for i in range(64)]
+    rows = sst2_like_rows(64)
     write_jsonl(root / "train.jsonl", rows)
     write_jsonl(root / "eval.jsonl", rows[::-1])
     texts = [demonstration(get_task("sst2"), r) for r in rows]
@@ -138,6 +137,8 @@ def test_lora_saves_the_adapter_alone_and_eval_loads_it_on_the_base(setup):
     assert 0 < info["trainable_parameters"] < base.num_parameters() / 4
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
     assert adapter_base(out) == str(setup / "base")  # PEFT convention: the adapter names its base
+    config = json.loads((out / "adapter_config.json").read_text())  # byte-stable: no set order in it
+    assert config["target_modules"] == sorted(config["target_modules"]) and len(config["target_modules"]) > 1
     merged = load_model(out, dtype="float32")  # base + adapter, merged for inference
     assert merged.num_parameters() == base.num_parameters()
     assert not any("lora" in name for name, _ in merged.named_parameters())

@@ -125,6 +125,17 @@ def answer_loss(model, inputs: dict[str, Any], num_items_in_batch: torch.Tensor 
     return total / count
 
 
+def stable_adapter_config(adapter_dir: Path) -> None:
+    """Rewrite peft's adapter_config.json with `target_modules` sorted: peft keeps them as a set, whose order
+    follows Python's per-process string hashing, so the same run wrote different bytes (and dvc.lock a different
+    hash for models/<task>) from one process to the next."""
+    path = adapter_dir / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def _completion_trainer_class():
     from transformers import Trainer
 
@@ -216,6 +227,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
         return stats
     if params.train.method == "lora":  # the adapter alone (PEFT format); eval loads it on top of the base
         model.save_pretrained(job.out_dir)
+        stable_adapter_config(job.out_dir)
     else:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(job.out_dir)
