@@ -303,3 +303,14 @@ def test_data_seed_is_its_own_key(write_params):
 def test_train_max_length_must_exceed_the_eval_prompt(write_params):
     message = _error(write_params(train={"max_length": 256}, eval={"max_prompt_tokens": 256}))
     assert "train.max_length = 256 " in message and "eval.max_prompt_tokens = 256" in message
+
+
+@pytest.mark.parametrize(("value", "ok"), [("eager", True), ("sdpa", True), ("flash", False), (None, False)])
+def test_training_attention_is_one_of_transformers_kernels(write_params, value, ok):
+    path = write_params(train={"attn_implementation": value})
+    if ok:
+        assert load_params(path).train.attn_implementation == value
+    else:
+        message = _error(path)
+        assert "train.attn_implementation" in message and ("'eager', 'sdpa', 'flash_attention_2'" in message
+                                                           or "must be of type str" in message)

@@ -22,6 +22,7 @@ from tuneval.report.summary import (
     README_END,
     README_START,
     TABLE_HEAD,
+    check_same_run,
     compare_split,
     findings,
     method_note,
@@ -287,8 +288,7 @@ def test_write_report_files(tmp_path, params, wordnet_ready):
     squad_rows, squad_facts = compare_split(SQUAD, "validation", squad_scores, squad_predictions,
                                             seed=params.data.seed)
     rows, facts = sst2_rows + squad_rows, [sst2_facts, squad_facts]
-    runs = {"sst2": {"zeroshot": RUN, "finetuned": {**RUN, "dtype": "bfloat16"}},
-            "squad_v2": {"zeroshot": RUN, "finetuned": RUN}}
+    runs = {"sst2": {"zeroshot": RUN, "finetuned": RUN}, "squad_v2": {"zeroshot": RUN, "finetuned": RUN}}
     md, png, js = (tmp_path / "report" / f"summary.{ext}" for ext in ("md", "png", "json"))
     write_report(rows, facts, [SST2, SQUAD], runs, params, md, png, js)
     text = md.read_text(encoding="utf-8")
@@ -296,8 +296,7 @@ def test_write_report_files(tmp_path, params, wordnet_ready):
     assert readme_block(rows, facts) in text
     assert f"training seed {params.seed}, training examples sst2 {params.data.train_examples['sst2']}" in text
     assert f"(data.seed {params.data.seed})" in text
-    assert ("- `sst2` (fraction): 0-shot, chat template off, prompt `0123456789ab`, "
-            "dtype float32 (zero-shot) / bfloat16 (fine-tuned)") in text
+    assert "- `sst2` (fraction): 0-shot, chat template off, prompt `0123456789ab`, dtype float32" in text
     assert "1,000 seeded resamples" in text and "paired" in text and "No interval" not in text
     assert "whole articles (30 articles)" in text and "MDE" in text
     assert png.read_bytes()[:8] == PNG_MAGIC
@@ -415,3 +414,15 @@ def test_squad_finding_says_how_often_the_model_answers(wordnet_ready):
     assert (f"It answers {answered.finetuned:.2f}% of the questions fine-tuned and {answered.zeroshot:.2f}% "
             f"zero-shot ({facts.composition}).") in finding
     assert "unanswerable" in facts.composition
+
+
+def test_phases_scored_with_different_settings_are_refused(tmp_path):
+    """model.dtype `auto` resolves per machine, which DVC cannot see: fp32 zero-shot metrics committed from one
+    machine and bf16 fine-tuned ones from another must not be reported as fine-tuning's change."""
+    files = {"zeroshot": tmp_path / "zeroshot.json", "finetuned": tmp_path / "finetuned.json"}
+    check_same_run("sst2", {"zeroshot": RUN, "finetuned": dict(RUN)}, files)  # the same settings pass
+    with pytest.raises(DataError) as err:
+        check_same_run("sst2", {"zeroshot": RUN, "finetuned": {**RUN, "dtype": "bfloat16"}}, files)
+    message = str(err.value)
+    assert str(files["zeroshot"]) in message and str(files["finetuned"]) in message
+    assert "dtype float32 vs bfloat16" in message and "dvc repro -f zeroshot_eval@sst2 eval@sst2" in message

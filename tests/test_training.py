@@ -373,3 +373,23 @@ def test_training_and_evaluation_build_the_same_prompt_ids(chat_template, tmp_pa
         assert trained["input_ids"][:prompt_len] == evaluated
         assert trained["labels"][prompt_len:] == trained["input_ids"][prompt_len:]
     assert len(build_prompts(squad, [long_row], [[]], tokenizer, budget, chat_template)[0]) <= budget
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_training_runs_the_attention_kernels_params_name(setup, kernel):
+    """train.attn_implementation reaches the model the Trainer runs (eager is the CPU default: faster here)."""
+    from transformers import TrainerCallback
+
+    from tuneval.train.trainer import fit
+
+    seen = {}
+
+    class Spy(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            seen["kernel"] = model.config._attn_implementation
+
+    job = _job(setup, f"attention-{kernel}")
+    fit(job, small_params(attn_implementation=kernel, save_steps=None, eval_examples=None, method="lora"),
+        resuming=False, callbacks=[Spy()])
+    assert seen["kernel"] == kernel
+    assert (job.out_dir / "adapter_model.safetensors").is_file()

@@ -73,6 +73,7 @@ class TrainConfig:
     save_steps: int | None
     activation_checkpointing: bool
     torch_compile: bool
+    attn_implementation: str
     max_length: int
     per_device_batch_size: int
     warmup_steps: float  # < 1: a fraction of all optimizer steps; a whole number >= 1: steps
@@ -129,6 +130,7 @@ EVAL_SPLITS = ("test", "validation")
 PHASES = ("zeroshot", "finetuned")  # the base model, then the fine-tuned one: scored by the same code
 TRAIN_METHODS = ("full", "lora")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2")  # transformers' names
 ACCELERATE_CONFIG_DIR = "configs/accelerate"  # train.accelerate_config lives here: a dep of the train stage
 
 
@@ -243,6 +245,8 @@ def _check_ranges(p: Params, src: Path) -> None:
              "a fraction in [0, 1) (the official SQuAD v2 train set: 0.334)")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
     _require(p.model.dtype in DTYPES, src, "model.dtype", p.model.dtype, f"one of {DTYPES}")
+    _require(p.train.attn_implementation in ATTN_IMPLEMENTATIONS, src, "train.attn_implementation",
+             p.train.attn_implementation, f"one of {ATTN_IMPLEMENTATIONS}")
     warmup = p.train.warmup_steps
     _require(warmup >= 0 and (warmup < 1 or warmup.is_integer()), src, "train.warmup_steps", warmup,
              "a fraction of all optimizer steps in [0, 1), or a whole number of steps >= 1")

@@ -212,11 +212,13 @@ def report(params: Params) -> None:
 
 def compare_phases(task: Task, seed: int) -> tuple[dict[str, dict[str, Any]], list, list]:
     """Both phases' metrics files, the comparison rows (with intervals) and the facts of every split both
-    evaluated."""
+    evaluated. Phases scored with different run settings (dtype, prompt, shots) are refused."""
     from tuneval.config import EVAL_SPLITS
-    from tuneval.report.summary import compare_split
+    from tuneval.report.summary import check_same_run, compare_split
 
-    metrics = {phase: read_json(paths.metrics_file(task.name, phase)) for phase in PHASES}
+    files = {phase: paths.metrics_file(task.name, phase) for phase in PHASES}
+    metrics = {phase: read_json(files[phase]) for phase in PHASES}
+    check_same_run(task.name, {phase: metrics[phase]["run"] for phase in PHASES}, files)
     run = read_json(paths.predictions(task.name, "finetuned", "run"))
     rows, facts = [], []
     for split_name in EVAL_SPLITS:

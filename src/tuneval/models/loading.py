@@ -8,6 +8,7 @@ to the hub id and revision. A fine-tuned LoRA directory holds the adapter alone 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -61,6 +62,10 @@ def pick_dtype(dtype: str = "auto") -> torch.dtype:
         if torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if dtype == "bfloat16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        warnings.warn("model.dtype is bfloat16 but this CPU has no native bf16 (AVX512-BF16 or AMX): torch emulates "
+                      "it, many times slower than fp32. -S model.dtype=float32 runs fast here (a different study: "
+                      "borderline predictions change).", stacklevel=2)
     return getattr(torch, dtype)
 
 

@@ -325,16 +325,24 @@ def _fact(value: Any) -> str:
     return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 
+def check_same_run(task: str, runs: Mapping[str, Mapping[str, Any]], files: Mapping[str, Path]) -> None:
+    """Refuse phases scored with different run settings: their difference would not be fine-tuning's alone. With
+    `model.dtype: auto` the dtype is this machine's choice, which DVC cannot see: zero-shot metrics from a machine
+    without native bf16 look up to date on one with it, while the fine-tuned model is scored in bf16 there."""
+    differ = [f"{key} {runs[PHASES[0]].get(key)} vs {runs[PHASES[1]].get(key)}" for key in RUN_FACTS
+              if runs[PHASES[0]].get(key) != runs[PHASES[1]].get(key)]
+    if differ:
+        first, second = (files[phase] for phase in PHASES)
+        raise DataError(
+            f"{first} and {second} were scored with different settings ({', '.join(differ)}), so the change "
+            f"between them is not fine-tuning's alone. Score both phases here: dvc repro -f zeroshot_eval@{task} "
+            f"eval@{task} (and pin model.dtype in params.yaml if it is `auto`).")
+
+
 def run_facts(runs: Mapping[str, Mapping[str, Any]]) -> str:
-    """`0-shot, chat template off, prompt `ab12..`, dtype float32` from both phases' `run` entries (a / b where
-    the phases differ)."""
-    facts = []
-    for key, template in RUN_FACTS.items():
-        values = [_fact(runs[phase].get(key)) for phase in PHASES]
-        shown = values[0] if values[0] == values[1] else " / ".join(
-            f"{value} ({PHASE_NAMES[phase]})" for phase, value in zip(PHASES, values, strict=True))
-        facts.append(template.format(shown))
-    return ", ".join(facts)
+    """`0-shot, chat template off, prompt `ab12..`, dtype float32` from the phases' `run` entries (the same for
+    both: check_same_run)."""
+    return ", ".join(template.format(_fact(runs[PHASES[0]].get(key))) for key, template in RUN_FACTS.items())
 
 
 def run_line(task: Task, runs: Mapping[str, Mapping[str, Any]]) -> str:

@@ -177,6 +177,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     tokenizer = load_tokenizer(job.base_model)
     compute_dtype = pick_dtype(params.model.dtype)  # model.dtype resolved once for this run
     model = load_model(job.base_model, dtype=weights_dtype(params, compute_dtype), device="cpu")  # Trainer places it
+    model.set_attn_implementation(params.train.attn_implementation)  # training's kernels; evaluation keeps its own
     if params.train.method == "lora":
         torch.manual_seed(params.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
         model = wrap_lora(model, params)
