@@ -377,7 +377,8 @@ def test_committed_recipes_are_what_the_generator_writes_and_parse(tmp_path):
     assert node_commands(machine_rank="$SLURM_NODEID", main_ip="$MAIN_IP", main_port="$MAIN_PORT",
                          num_processes="$((SLURM_NNODES * GPUS_PER_NODE))", num_machines="$SLURM_NNODES",
                          pipeline="dvc exp run -S train.num_processes=$((SLURM_NNODES * GPUS_PER_NODE)) "
-                                  "-S train.num_machines=$SLURM_NNODES -S eval.num_processes=$GPUS_PER_NODE "
+                                  "-S train.num_machines=$SLURM_NNODES -S train.attn_implementation=sdpa "
+                                  "-S eval.num_processes=$GPUS_PER_NODE "
                                   '"$@"') in slurm  # evaluation: data-parallel over node 0's GPUs
 
 

@@ -24,7 +24,7 @@ i=0
 for options in "$@"; do  # word-split on purpose: "-S lr=1e-4 -S seed=2" is two overrides
   gpu=$((i % GPUS))
   # shellcheck disable=SC2086
-  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue $options)
+  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue -S train.attn_implementation=sdpa $options)
   i=$((i + 1))
 done
 

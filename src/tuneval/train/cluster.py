@@ -26,8 +26,10 @@ def topology_flags(num_processes: str, num_machines: str, accelerate_config: str
 
 def exp_run(num_processes: str, num_machines: str, extra: str = "", eval_processes: str | None = None) -> str:
     """The pipeline command for machine 0: the topology as params, so the experiment records it; evaluation
-    runs data-parallel over machine 0's GPUs (`eval_processes`)."""
-    command = f"dvc exp run -S train.num_processes={num_processes} -S train.num_machines={num_machines}"
+    runs data-parallel over machine 0's GPUs (`eval_processes`). GPUs train with sdpa kernels (params.yaml's
+    eager is the CPU's faster choice)."""
+    command = (f"dvc exp run -S train.num_processes={num_processes} -S train.num_machines={num_machines} "
+               "-S train.attn_implementation=sdpa")
     if eval_processes is not None:
         command += f" -S eval.num_processes={eval_processes}"
     return f"{command} {extra}".rstrip()
@@ -171,7 +173,7 @@ i=0
 for options in "$@"; do  # word-split on purpose: "-S lr=1e-4 -S seed=2" is two overrides
   gpu=$((i % GPUS))
   # shellcheck disable=SC2086
-  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue $options)
+  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue -S train.attn_implementation=sdpa $options)
   i=$((i + 1))
 done
 
