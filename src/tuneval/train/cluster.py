@@ -24,12 +24,14 @@ def topology_flags(num_processes: str, num_machines: str, accelerate_config: str
     return flags + (f" --accelerate-config {shlex.quote(accelerate_config)}" if accelerate_config else "")
 
 
+GPU_PARAMS = "-S train.attn_implementation=sdpa"  # every recipe trains on GPUs: params.yaml's eager is the CPU's choice
+
+
 def exp_run(num_processes: str, num_machines: str, extra: str = "", eval_processes: str | None = None) -> str:
     """The pipeline command for machine 0: the topology as params, so the experiment records it; evaluation
-    runs data-parallel over machine 0's GPUs (`eval_processes`). GPUs train with sdpa kernels (params.yaml's
-    eager is the CPU's faster choice)."""
+    runs data-parallel over machine 0's GPUs (`eval_processes`); GPU_PARAMS set the GPU kernels."""
     command = (f"dvc exp run -S train.num_processes={num_processes} -S train.num_machines={num_machines} "
-               "-S train.attn_implementation=sdpa")
+               f"{GPU_PARAMS}")
     if eval_processes is not None:
         command += f" -S eval.num_processes={eval_processes}"
     return f"{command} {extra}".rstrip()
@@ -173,7 +175,7 @@ i=0
 for options in "$@"; do  # word-split on purpose: "-S lr=1e-4 -S seed=2" is two overrides
   gpu=$((i % GPUS))
   # shellcheck disable=SC2086
-  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue -S train.attn_implementation=sdpa $options)
+  (cd "$ROOT/gpu$gpu" && source .venv/bin/activate && dvc exp run --queue {GPU_PARAMS} $options)
   i=$((i + 1))
 done
 
