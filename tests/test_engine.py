@@ -281,3 +281,68 @@ def test_no_answer_probability_keeps_full_precision(tiny):
     rounded = [{**p, "no_answer_prob": round(p["no_answer_prob"], 8)} for p in crafted]
     assert E.score(task, crafted)["best_f1"] == 100.0  # threshold between the two: both right
     assert E.score(task, rounded)["best_f1"] < 100.0  # tied at 0: the sweep cannot separate them
+
+
+# --------------------------------------------------------------------------- scoring attention, prefix groups
+@pytest.mark.parametrize("q_len", [1, 7])
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_packed_eager_attention_equals_transformers_eager(q_len, softcap):
+    """Stacking the query heads that share a key/value head gives eager's output (prefill and decoding shapes,
+    grouped-query heads, a padding mask, Gemma-2's soft-capping)."""
+    from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
+
+    from tuneval.scoring.attention import packed_eager_attention
+
+    torch.manual_seed(0)
+    module = torch.nn.Module().eval()
+    module.head_dim, module.num_key_value_groups = 16, 3
+    batch, kv_heads, kv_len = 2, 2, 9
+    query = torch.randn(batch, 6, q_len, 16)
+    key, value = torch.randn(batch, kv_heads, kv_len, 16), torch.randn(batch, kv_heads, kv_len, 16)
+    mask = torch.zeros(batch, 1, q_len, kv_len)
+    mask[0, :, :, :3] = torch.finfo(torch.float32).min  # row 0 is left-padded by 3
+    mask[:, :, torch.arange(q_len)[:, None] < torch.arange(kv_len)[None, :] - (kv_len - q_len)] = -1e30  # causal
+    want, _ = eager_attention_forward(module, query, key, value, mask, scaling=0.25, softcap=softcap)
+    got, _ = packed_eager_attention(module, query, key, value, mask, scaling=0.25, softcap=softcap)
+    assert got.shape == want.shape == (batch, q_len, 6, 16)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_scoring_runs_the_packed_attention_and_gives_hf_generates_answers(tiny):
+    """predict() scores under packed_eager_attention on a CPU (seen in the model's config during the forward
+    passes), restores the model's own kernel after, and still gives HF generate's greedy answers and the
+    separately scored abstention probabilities (fp32)."""
+    import math
+
+    from tuneval.scoring.attention import NAME
+
+    _, tok, model = tiny
+    task = get_task("squad_v2")
+    rows = _squad_rows(6) + _shared_context_rows()[:5]
+    settings = E.EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=6, num_fewshot=0, seed=1,
+                              chat_template=False)
+    own = model.config._attn_implementation
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, _args: seen.append(m.config._attn_implementation))
+    predictions = E.predict(task, model, tok, rows, [], settings)
+    hook.remove()
+    assert set(seen) == {NAME} and model.config._attn_implementation == own
+    prompts = P.build_prompts(task, rows, [[]] * len(rows), tok, 256)
+    abstain = P.continuation_ids(tok, task.answer_prefix + task.abstain)
+    assert [p["generated"] for p in predictions] == E.generate(model, tok, prompts, task.stop, 6, batch_size=1)
+    ref = E.loglikelihoods(model, tok, [(p, abstain) for p in prompts], batch_size=1)
+    assert [p["no_answer_logprob"] for p in predictions] == pytest.approx(ref, abs=1e-4)
+    assert all(math.isfinite(p["no_answer_logprob"]) for p in predictions)
+
+
+def test_prompts_sharing_only_a_title_are_not_grouped():
+    """Same-article questions on different paragraphs share the title line only: grouping them would pad every
+    suffix (a whole paragraph) to the longest; only the paragraph's own questions form a group."""
+    title = list(range(100, 120))  # a 20-token title: above MIN_SHARED_TOKENS
+    para_a, para_b = list(range(200, 280)), list(range(300, 380))
+    prompts = [title + para_a + [1, 2, 3], title + para_a + [4, 5], title + para_b + [6, 7, 8]]
+    groups = E.prefix_groups(prompts, 8)
+    shared = [g for g in groups if g.prefix_len]
+    assert [sorted(g.members) for g in shared] == [[0, 1]] and shared[0].prefix_len == 100
+    assert [g.members for g in groups if not g.prefix_len] == [[2]]
+
