@@ -1,5 +1,5 @@
-"""Where SQuAD v2 scoring spends its time: the engine on the study's validation questions (the eval stage's
-prompts and settings), timed per part (prefill packs, decoding, cache merges, stop-token scan), with a digest of
+"""Where SQuAD v2 scoring spends its time: the engine on the study's validation questions (engine.predict_raw,
+as the eval stages run it), timed per part (prefill packs, decoding, cache merges, stop-token scan), with a digest of
 the outputs so two code versions can be checked for the same answers.
 
     python benchmarks/profile_squad.py --model models/base --dtype bfloat16            # all 560, ~1.5 min
@@ -25,9 +25,7 @@ from tuneval.config import load_params
 from tuneval.io import read_jsonl
 from tuneval.models.loading import load_model, load_tokenizer
 from tuneval.scoring import engine as E
-from tuneval.scoring.attention import scoring_attention
 from tuneval.tasks import get_task
-from tuneval.tasks.prompting import build_prompts, continuation_ids
 
 PARTS = {"_start_pack": "prefill packs", "_start_group": "prefill, long groups", "_greedy": "decoding",
          "_merge": "cache merges", "stop_token_ids": "stop-token scan"}
@@ -63,18 +61,15 @@ def main() -> None:
     params, task = load_params(), get_task("squad_v2")
     settings = E.EvalSettings.from_params(params)
     rows = read_jsonl(paths.eval_rows_file(task.name, "validation"))[: args.n]
+    train_rows = read_jsonl(paths.split_file(task.name, "train"))  # few-shot demonstrations, if eval asks for any
     tokenizer, model = load_tokenizer(args.model), load_model(args.model, dtype=args.dtype)
-    prompts = build_prompts(task, rows, [[] for _ in rows], tokenizer, settings.max_prompt_tokens,
-                            settings.chat_template)
-    abstain = continuation_ids(tokenizer, task.answer_prefix + task.abstain)
     spent = timed_parts()
     start = time.perf_counter()
-    with scoring_attention(model):
-        texts, logprobs = E.generate_shared(model, tokenizer, prompts, task.stop, settings.max_new_tokens,
-                                            settings.batch_size, abstain)
+    raw = E.predict_raw(task, model, tokenizer, rows, train_rows, settings)  # what the eval stages run
     wall = time.perf_counter() - start
+    texts, logprobs = raw["texts"], raw["abstain_lp"]
     digest = hashlib.sha256(json.dumps([texts, [round(x, 4) for x in logprobs]]).encode()).hexdigest()[:12]
-    print(f"{len(rows)} questions, {sum(map(len, prompts)):,} prompt tokens, {args.dtype}: {wall:.1f} s "
+    print(f"{len(rows)} questions, {args.dtype}: {wall:.1f} s "
           f"({len(rows) / wall:.2f} q/s); " + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items())
           + f"; outputs {digest}")
     if args.out:
