@@ -2,9 +2,10 @@
 
 A native bf16 matmul (AVX512-BF16, AMX, and every GPU) multiplies the bf16 inputs exactly, sums the products in
 fp32 and rounds the result to bf16 once. CPUs without those instructions (AVX2 only: most AMD Zen 2/3 and older
-Intel) get torch's generic loops instead: on this project's AVX2 VM a bf16 linear ran at 15 GFLOP/s against
-fp32's 85, and the backward's grad-input product at 1.5 GFLOP/s, so one LoRA step of Gemma-3-270M on 4 x 64
-tokens took 94 s instead of 4 s, and the default study would have taken most of a day.
+Intel) get torch's generic loops instead: on this project's AVX2 VM a bf16 linear ran at 20 GFLOP/s against
+fp32's 164, and the backward's grad-input product at 1.8 GFLOP/s, so one LoRA step of Gemma-3-270M on 4 x 64
+tokens took 63.5 s instead of 1.3 s, and the default study would have taken most of a day
+(benchmarks/bench_cpu_bf16.py).
 
 `use_fp32_matmuls(model)` routes every bf16 matmul on the CPU (aten `mm`, `bmm`, `addmm`, `baddbmm`, forward
 and backward) through fp32: inputs upcast (exact), MKL's fp32 GEMM (fp32 sums), product rounded to bf16. That is
@@ -60,27 +61,28 @@ def _fp32(t: torch.Tensor) -> torch.Tensor:
     return cached if cached is not None else t.float()
 
 
-def _bf16_out(shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+def _fp32_out(shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """The fp32 buffer an fp32 GEMM writes into, before its one rounding to bf16."""
     return torch.empty(shape, dtype=torch.float32)
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dtype == BF16 and b.dtype == BF16:
-        return torch.ops.aten.mm.out(_fp32(a), _fp32(b), out=_bf16_out((a.shape[0], b.shape[1]))).to(BF16)
+        return torch.ops.aten.mm.out(_fp32(a), _fp32(b), out=_fp32_out((a.shape[0], b.shape[1]))).to(BF16)
     return torch.ops.aten.mm.out(a, b, out=a.new_empty((a.shape[0], b.shape[1])))
 
 
 def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     shape = (a.shape[0], a.shape[1], b.shape[2])
     if a.dtype == BF16 and b.dtype == BF16:
-        return torch.ops.aten.bmm.out(_fp32(a), _fp32(b), out=_bf16_out(shape)).to(BF16)
+        return torch.ops.aten.bmm.out(_fp32(a), _fp32(b), out=_fp32_out(shape)).to(BF16)
     return torch.ops.aten.bmm.out(a, b, out=a.new_empty(shape))
 
 
 def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, beta: float = 1, alpha: float = 1) -> torch.Tensor:
     shape = (a.shape[0], b.shape[1])
     if a.dtype == BF16 and b.dtype == BF16:
-        out = _bf16_out(shape)
+        out = _fp32_out(shape)
         return torch.ops.aten.addmm.out(bias.float(), _fp32(a), _fp32(b), beta=beta, alpha=alpha, out=out).to(BF16)
     return torch.ops.aten.addmm.out(bias, a, b, beta=beta, alpha=alpha, out=a.new_empty(shape))
 
@@ -89,7 +91,7 @@ def _baddbmm(base: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, beta: floa
              alpha: float = 1) -> torch.Tensor:
     shape = (a.shape[0], a.shape[1], b.shape[2])
     if a.dtype == BF16 and b.dtype == BF16:
-        out = _bf16_out(shape)
+        out = _fp32_out(shape)
         return torch.ops.aten.baddbmm.out(base.float(), _fp32(a), _fp32(b), beta=beta, alpha=alpha, out=out).to(BF16)
     return torch.ops.aten.baddbmm.out(base, a, b, beta=beta, alpha=alpha, out=a.new_empty(shape))
 
