@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from benchlib import dtype_name
 
-from tuneval.config import load_params
+from tuneval.config import load_params, micro_batch_size
 from tuneval.io import read_jsonl
 from tuneval.models.loading import load_model, load_tokenizer
 from tuneval.tasks import get_task
@@ -49,6 +49,19 @@ def category(name: str) -> str:
         if any(name.startswith(p) or p in name for p in prefixes):
             return cat
     return "other"
+
+
+def outermost_flops(events) -> float:
+    """FLOPs of the profiled matmuls, each product once: an op with FLOPs inside another one is the same product
+    (models/cpu_bf16.py's aten::mm calls aten::mm.out, which the profiler names and counts again), so only the
+    outermost counts."""
+    total = 0.0
+    for e in events:
+        parent = e.cpu_parent
+        while parent is not None and not parent.flops:
+            parent = parent.cpu_parent
+        total += e.flops if e.flops and parent is None else 0
+    return total
 
 
 def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 5) -> float:
@@ -87,7 +100,7 @@ def main() -> int:
     examples = [encode_example(task, r, tokenizer=tokenizer, max_length=params.train.max_length,
                                max_prompt_tokens=params.eval.max_prompt_tokens) for r in rows]
     examples.sort(key=lambda e: -len(e["input_ids"]))  # group_by_length: similar lengths per micro-batch
-    size = params.train.per_device_batch_size
+    size = micro_batch_size(params.train, task.name)
     batches = [data_collator(params, tokenizer, model)(examples[i : i + size])
                for i in range(0, size * (args.steps + 1), size)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.lr)
@@ -113,11 +126,11 @@ def main() -> int:
     wall = time.perf_counter() - start
     events = prof.key_averages()
     by_cat: dict[str, float] = defaultdict(float)
-    flops = mm_seconds = 0.0
+    mm_seconds = 0.0
     for e in events:  # self time: each microsecond counted once, in the op that spent it
         by_cat[category(e.key)] += e.self_cpu_time_total / 1e6
-        flops += e.flops or 0
         mm_seconds += e.self_cpu_time_total / 1e6 if e.flops else 0.0
+    flops = outermost_flops(prof.events())
     tokens = sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
                  for b in batches[1:])
     peak = matmul_peak(compute)

@@ -8,7 +8,7 @@ import typing
 import pytest
 import yaml
 
-from tuneval.config import ConfigError, Params, load_params, params_from_dict
+from tuneval.config import ConfigError, Params, load_params, micro_batch_size, params_from_dict
 
 
 def test_real_params_yaml_loads_as_written(params, repo_root):
@@ -101,6 +101,33 @@ def test_per_device_batch_size_must_divide_batch_size(write_params):
 def test_per_device_batch_size_that_divides_is_accepted(write_params):
     loaded = load_params(write_params(batch_size=8, train={"per_device_batch_size": 4}))
     assert loaded.train.per_device_batch_size == 4
+    assert {micro_batch_size(loaded.train, task) for task in loaded.tasks} == {4}  # one size for every task
+
+
+def test_per_device_batch_size_per_task(write_params, tmp_path):
+    """A mapping gives each task its own micro-batch, each checked like a single size; a task without an entry
+    is refused by name, and the effective batch reaches TrainingArguments per task."""
+    import torch
+
+    from tuneval.train.trainer import training_arguments
+
+    path = write_params(batch_size=8, tasks=["sst2", "squad_v2"],
+                        train={"per_device_batch_size": {"sst2": 8, "squad_v2": 2}})
+    loaded = load_params(path)
+    assert (micro_batch_size(loaded.train, "sst2"), micro_batch_size(loaded.train, "squad_v2")) == (8, 2)
+    for task, accumulation in (("sst2", 1), ("squad_v2", 4)):
+        args = training_arguments(loaded, task, tmp_path, torch.float32)
+        assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8 // accumulation,
+                                                                                        accumulation)
+    bad = _error(write_params(batch_size=8, train={"per_device_batch_size": {"sst2": 8, "squad_v2": 3}}))
+    assert "train.per_device_batch_size.squad_v2 = 3 " in bad and "batch_size=8" in bad
+    raw = yaml.safe_load(path.read_text())
+    raw["train"]["per_device_batch_size"] = {"sst2": 8}
+    path.write_text(yaml.safe_dump(raw))
+    missing = _error(path)
+    assert "train.per_device_batch_size" in missing and "squad_v2 is missing" in missing
+    assert "train.per_device_batch_size.sst2 = 0 " in _error(
+        write_params(train={"per_device_batch_size": {"sst2": 0, "squad_v2": 4}}))
 
 
 def test_wrong_type(write_params):
@@ -253,7 +280,7 @@ def test_renamed_train_keys_reach_training_arguments(params, tmp_path):
 
     for warmup, steps_of_100 in ((0.1, 10), (7, 7)):
         train = dataclasses.replace(params.train, activation_checkpointing=True, warmup_steps=float(warmup))
-        args = training_arguments(dataclasses.replace(params, train=train), tmp_path, torch.float32)
+        args = training_arguments(dataclasses.replace(params, train=train), "sst2", tmp_path, torch.float32)
         assert args.activation_checkpointing is True
         assert args.get_warmup_steps(100) == steps_of_100
 

@@ -75,7 +75,7 @@ class TrainConfig:
     torch_compile: bool
     attn_implementation: str
     max_length: int
-    per_device_batch_size: int
+    per_device_batch_size: int | dict[str, int]  # one size for every task, or per task (micro_batch_size)
     warmup_steps: float  # < 1: a fraction of all optimizer steps; a whole number >= 1: steps
     weight_decay: float
     logging_steps: int
@@ -189,8 +189,10 @@ def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, key, source)
+        members = [a for a in args if a is not type(None)]
+        if len(members) > 1:  # e.g. `int | dict[str, int]`: the value's own shape picks the member
+            members = [a for a in members if (typing.get_origin(a) is dict) == isinstance(value, dict)] or members
+        return _coerce(members[0], value, key, source)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
@@ -210,6 +212,18 @@ def _coerce(hint: Any, value: Any, key: str, source: Path) -> Any:
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: {key} = {value!r} must be of type {hint.__name__}")
     return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def micro_batch_size(train: TrainConfig, task: str) -> int:
+    """Examples per forward pass and process when training `task`: train.per_device_batch_size, one size for all
+    tasks or a mapping task -> size (memory grows with the micro-batch x sequence length, so short-row tasks can
+    take bigger micro-batches: fewer passes for the same optimizer steps)."""
+    sizes = train.per_device_batch_size
+    return sizes[task] if isinstance(sizes, dict) else sizes
 
 
 def _under(path: str, directory: str) -> bool:
@@ -252,13 +266,20 @@ def _check_ranges(p: Params, src: Path) -> None:
              "a fraction of all optimizer steps in [0, 1), or a whole number of steps >= 1")
     _require(p.train.num_processes >= 1, src, "train.num_processes", p.train.num_processes,
              "an integer >= 1 (processes across all machines; > 1 runs under `accelerate launch`)")
-    per_step = p.train.per_device_batch_size * p.train.num_processes  # examples in one forward over all ranks
-    _require(
-        p.train.per_device_batch_size >= 1 and p.batch_size % per_step == 0, src,
-        "train.per_device_batch_size", p.train.per_device_batch_size,
-        f"a size that, times train.num_processes={p.train.num_processes}, divides batch_size={p.batch_size} "
-        "(the effective batch is per-device batch x processes x gradient accumulation)",
-    )
+    sizes = p.train.per_device_batch_size
+    if isinstance(sizes, dict):
+        for task in p.tasks:
+            _require(task in sizes, src, "train.per_device_batch_size", sizes,
+                     f"one size for every task, or a mapping with an entry for every task in `tasks` ({task} is "
+                     "missing)")
+    for key, size in ({f".{t}": n for t, n in sizes.items()} if isinstance(sizes, dict) else {"": sizes}).items():
+        per_step = size * p.train.num_processes if _is_int(size) else 0  # examples in one forward over all ranks
+        _require(
+            _is_int(size) and size >= 1 and p.batch_size % per_step == 0, src,
+            f"train.per_device_batch_size{key}", size,
+            f"a size that, times train.num_processes={p.train.num_processes}, divides batch_size={p.batch_size} "
+            "(the effective batch is per-device batch x processes x gradient accumulation)",
+        )
     _require(p.train.eval_examples is None or p.train.eval_examples >= 1, src, "train.eval_examples",
              p.train.eval_examples, "null (no eval loss) or >= 1 validation examples")
     _require(p.train.eval_steps >= 1, src, "train.eval_steps", p.train.eval_steps, ">= 1 optimizer steps")

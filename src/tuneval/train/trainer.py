@@ -18,28 +18,31 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tuneval.config import Params
+from tuneval.config import Params, micro_batch_size
 from tuneval.train.batches import IGNORE_INDEX, answer_positions, data_collator, encode_example
 from tuneval.train.checkpoints import resumable_checkpoint, trim_live_logs
 from tuneval.train.job import TRAINING_INFO, TrainJob
 from tuneval.usage import peak_memory_mb
 
 
-def training_arguments(params: Params, output_dir: Path, compute_dtype: torch.dtype, evaluating: bool = False):
-    """TrainingArguments from params: effective batch = per-device batch x processes x accumulation = `batch_size`.
-    `compute_dtype` is model.dtype resolved (pick_dtype), once per run, by the caller."""
+def training_arguments(params: Params, task: str, output_dir: Path, compute_dtype: torch.dtype,
+                       evaluating: bool = False):
+    """TrainingArguments for `task` from params: effective batch = per-device batch (the task's micro-batch) x
+    processes x accumulation = `batch_size`. `compute_dtype` is model.dtype resolved (pick_dtype), once per run,
+    by the caller."""
     from transformers import TrainingArguments
 
     # bf16 autocast wherever model.dtype resolves to bf16. For LoRA over a bf16 base, running without autocast
     # (peft casts into its fp32 adapters) measured the same here: 361 vs 373 tokens/s, same loss.
     bf16 = compute_dtype == torch.bfloat16
-    per_step = params.train.per_device_batch_size * params.train.num_processes
+    micro_batch = micro_batch_size(params.train, task)
+    per_step = micro_batch * params.train.num_processes
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=params.lr,
         num_train_epochs=params.epochs,
-        per_device_train_batch_size=params.train.per_device_batch_size,
-        per_device_eval_batch_size=params.train.per_device_batch_size,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
         gradient_accumulation_steps=params.batch_size // per_step,
         lr_scheduler_type="linear",
         warmup_steps=params.train.warmup_steps,  # a float < 1 is a fraction of all steps
@@ -191,7 +194,7 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     watched = read_jsonl(job.eval_file) if watch else []
     eval_rows = draw(watched, params.train.eval_examples, f"{params.data.seed}-watch")
     eval_dataset = [encode(r) for r in eval_rows] or None
-    args = training_arguments(params, job.checkpoint_dir, compute_dtype, evaluating=eval_dataset is not None)
+    args = training_arguments(params, job.task, job.checkpoint_dir, compute_dtype, evaluating=eval_dataset is not None)
     if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes
         raise RuntimeError(f"train.num_processes={params.train.num_processes} but the Trainer sees "
                            f"{args.world_size} process(es): check the accelerate launch configuration")
