@@ -230,7 +230,7 @@ def test_a_worker_whose_machine_0_never_comes_stops_within_its_wait(tmp_path):
 
 def test_a_config_naming_a_missing_file_fails_at_once_with_one_paragraph(tmp_path, write_params):
     """Machine 0 (params.yaml) and a worker (its flag) both name the missing accelerate config; nothing starts."""
-    path = write_params(train={"num_processes": 2, "num_machines": 2,
+    path = write_params(train={"num_processes": 2, "num_machines": 2, "per_device_batch_size": 4,
                                "accelerate_config": "configs/accelerate/missing.yaml"})
     with pytest.raises(ConfigError, match=r"train\.accelerate_config = 'configs/accelerate/missing\.yaml'"):
         load_params(path)
@@ -332,11 +332,11 @@ def test_dvc_set_of_the_topology_changes_one_line_of_params_yaml(tmp_path):
     path = tmp_path / "params.yaml"
     shutil.copy(REPO / "params.yaml", path)
     before = path.read_text().splitlines()
-    apply_overrides(str(path), ["train.num_machines=4", "train.num_processes=32", "batch_size=128"])
+    apply_overrides(str(path), ["train.num_machines=4", "train.num_processes=32", "batch_size=256"])
     after = path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    assert [b.split("#")[0].strip() for _, b in changed] == ["batch_size: 128", "num_processes: 32", "num_machines: 4"]
-    assert load_params(path).train.num_machines == 4  # batch_size: a multiple of per-device batch x 32 processes
+    assert [b.split("#")[0].strip() for _, b in changed] == ["batch_size: 256", "num_processes: 32", "num_machines: 4"]
+    assert load_params(path).train.num_machines == 4  # batch_size: a multiple of each task's micro-batch x 32
 
 
 def test_machines_with_other_inputs_or_checkpoints_are_named():

@@ -73,7 +73,8 @@ def slurm_script() -> str:
 # login node. DVC's supported path: clone -> dvc pull -> dvc exp run -> dvc exp push. The clone must lie on a
 # filesystem every node sees (the other nodes train from its files), and the DVC remote must be reachable with
 # credentials from the environment (e.g. AWS_* for S3). batch_size stays the effective batch, so it must be a
-# multiple of train.per_device_batch_size x N x G: on 2 x 8 GPUs e.g. -S batch_size=64 (per-device 4).
+# multiple of train.per_device_batch_size (each task's) x N x G: on 2 x 8 GPUs e.g. -S batch_size=64
+# -S train.per_device_batch_size=4 (one size for every task).
 #SBATCH --job-name=tuneval
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
