@@ -341,3 +341,26 @@ def test_training_attention_is_one_of_transformers_kernels(write_params, value, 
         message = _error(path)
         assert "train.attn_implementation" in message and ("'eager', 'sdpa', 'flash_attention_2'" in message
                                                            or "must be of type str" in message)
+
+
+@pytest.mark.parametrize("override, changed_lines", [("train.per_device_batch_size.sst2=4", 1),
+                                                     ("train.per_device_batch_size=4", 3)])
+def test_dvc_set_of_the_micro_batch_per_task_or_for_all(tmp_path, repo_root, override, changed_lines):
+    """`dvc exp run -S` can set one task's micro-batch (one line changes) or one size for all (the mapping
+    becomes a number); either way the file loads and every task gets the size set."""
+    import difflib
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(repo_root / "params.yaml", path)
+    before = path.read_text().splitlines()
+    apply_overrides(str(path), [override])
+    diff = [line for line in difflib.unified_diff(before, path.read_text().splitlines(), lineterm="", n=0)
+            if line[:1] == "-" and not line.startswith("---")]
+    assert len(diff) == changed_lines
+    train, default = load_params(path).train, load_params(repo_root / "params.yaml").train
+    assert micro_batch_size(train, "sst2") == 4
+    squad = 4 if "sst2" not in override else micro_batch_size(default, "squad_v2")  # untouched by a per-task set
+    assert micro_batch_size(train, "squad_v2") == squad
