@@ -249,7 +249,7 @@ def _check_ranges(p: Params, src: Path) -> None:
     for key in ("train_examples", "validation_examples"):
         counts |= {f"{key}.{task}": value for task, value in getattr(p.data, key).items()}
     for key, value in counts.items():
-        _require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1), src,
+        _require(value is None or (_is_int(value) and value >= 1), src,
                  f"data.{key}", value, "null (all) or a number of examples >= 1")
     for key in ("train_examples", "validation_examples"):
         for task in p.tasks:
@@ -273,9 +273,8 @@ def _check_ranges(p: Params, src: Path) -> None:
                      f"one size for every task, or a mapping with an entry for every task in `tasks` ({task} is "
                      "missing)")
     for key, size in ({f".{t}": n for t, n in sizes.items()} if isinstance(sizes, dict) else {"": sizes}).items():
-        per_step = size * p.train.num_processes if _is_int(size) else 0  # examples in one forward over all ranks
-        _require(
-            _is_int(size) and size >= 1 and p.batch_size % per_step == 0, src,
+        _require(  # size x processes: the examples in one forward pass over all ranks
+            _is_int(size) and size >= 1 and p.batch_size % (size * p.train.num_processes) == 0, src,
             f"train.per_device_batch_size{key}", size,
             f"a size that, times train.num_processes={p.train.num_processes}, divides batch_size={p.batch_size} "
             "(the effective batch is per-device batch x processes x gradient accumulation)",
