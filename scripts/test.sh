@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
 export DVC_NO_ANALYTICS=1 PATH="$PWD/.venv/bin:$PATH"
-ruff check src stages tests scripts data/make_sample.py
+ruff check src stages tests scripts benchmarks data/make_sample.py
 exec python -m pytest "$@"
