@@ -3,10 +3,12 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -274,9 +276,43 @@ def test_training_with_packing_reaches_the_weights_of_padded_training(setup):
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-5, msg=f"{key} differs")
 
 
-def test_watching_the_eval_loss_does_not_change_the_trained_model(setup):
+SUMMARY = re.compile(r"in ([\d.]+)s \(([\d.]+)s training, ([\d,]+) tokens/s; ([\d.]+)s in (\d+) eval-loss passes\)")
+
+
+def _summary(out: str) -> tuple[float, float, int, float, int]:
+    """total s, training s, tokens/s, eval-loss s, eval-loss passes: from the train summary line in `out`."""
+    line = next(line for line in out.splitlines() if line.startswith("trained "))
+    match = SUMMARY.search(line)
+    assert match, line
+    total, training, rate, evaluating, passes = match.groups()
+    return float(total), float(training), int(rate.replace(",", "")), float(evaluating), int(passes)
+
+
+def test_the_summary_gives_training_tokens_per_second_without_the_eval_loss_passes(setup, capsys, monkeypatch):
+    from transformers import Trainer
+
+    loop = Trainer.evaluation_loop
+
+    def slow_loop(self, *args, **kwargs):  # the tiny model evaluates in milliseconds: make each pass visible
+        time.sleep(0.3)
+        return loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluation_loop", slow_loop)
+    capsys.readouterr()
+    out = _train(setup, "timed", small_params())  # eval loss every 3 steps and at the end
+    total, training, rate, evaluating, passes = _summary(capsys.readouterr().out)
+    assert passes == len(_logged_steps(setup / "timed" / "live", "eval/loss")) >= 2
+    assert evaluating >= 0.3 * passes and abs(training + evaluating - total) <= 0.11  # each printed to 0.1 s
+    tokens = json.loads((out / TRAINING_INFO).read_text())["train_tokens"]
+    assert tokens / (training + 0.05) <= rate + 1 and rate - 1 <= tokens / max(training - 0.05, 1e-3)
+
+
+def test_watching_the_eval_loss_does_not_change_the_trained_model(setup, capsys):
     reference = _straight(setup)  # eval loss every 3 steps
+    capsys.readouterr()
     blind = _train(setup, "blind", small_params(eval_examples=None))
+    total, training, _, evaluating, passes = _summary(capsys.readouterr().out)
+    assert (evaluating, passes, training) == (0.0, 0, total)
     assert not (setup / "blind" / "live" / "plots" / "metrics" / "eval").exists()
     ours, theirs = load_file(blind / "model.safetensors"), load_file(reference / "model.safetensors")
     for key in ours:

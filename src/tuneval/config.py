@@ -237,6 +237,14 @@ def _require(ok: bool, source: Path, key: str, value: Any, allowed: str) -> None
         raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected {allowed}")
 
 
+def _require_every_task(mapping: dict[str, Any], tasks: list[str], source: Path, key: str, note: str = "",
+                        alternative: str = "") -> None:
+    """A per-task mapping in params names every task in `tasks` (a missing one would fail mid-run instead)."""
+    for task in tasks:
+        _require(task in mapping, source, key, mapping,
+                 f"{alternative}a mapping with an entry for every task in `tasks` ({task} is missing{note})")
+
+
 def _check_ranges(p: Params, src: Path) -> None:
     _require(math.isfinite(p.lr) and p.lr > 0, src, "lr", p.lr, "a finite learning rate > 0")
     _require(p.epochs >= 1, src, "epochs", p.epochs, "an integer >= 1")
@@ -252,9 +260,7 @@ def _check_ranges(p: Params, src: Path) -> None:
         _require(value is None or (_is_int(value) and value >= 1), src,
                  f"data.{key}", value, "null (all) or a number of examples >= 1")
     for key in ("train_examples", "validation_examples"):
-        for task in p.tasks:
-            _require(task in getattr(p.data, key), src, f"data.{key}", getattr(p.data, key),
-                     f"a mapping with an entry for every task in `tasks` ({task} is missing; empty = all)")
+        _require_every_task(getattr(p.data, key), p.tasks, src, f"data.{key}", "; empty = all")
     _require(0 <= p.data.unanswerable_share < 1, src, "data.unanswerable_share", p.data.unanswerable_share,
              "a fraction in [0, 1) (the official SQuAD v2 train set: 0.334)")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
@@ -267,12 +273,11 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(p.train.num_processes >= 1, src, "train.num_processes", p.train.num_processes,
              "an integer >= 1 (processes across all machines; > 1 runs under `accelerate launch`)")
     sizes = p.train.per_device_batch_size
+    per_task = {"": sizes}  # params key suffix -> micro-batch size
     if isinstance(sizes, dict):
-        for task in p.tasks:
-            _require(task in sizes, src, "train.per_device_batch_size", sizes,
-                     f"one size for every task, or a mapping with an entry for every task in `tasks` ({task} is "
-                     "missing)")
-    for key, size in ({f".{t}": n for t, n in sizes.items()} if isinstance(sizes, dict) else {"": sizes}).items():
+        _require_every_task(sizes, p.tasks, src, "train.per_device_batch_size", "", "one size for every task, or ")
+        per_task = {f".{task}": size for task, size in sizes.items()}
+    for key, size in per_task.items():
         _require(  # size x processes: the examples in one forward pass over all ranks
             _is_int(size) and size >= 1 and p.batch_size % (size * p.train.num_processes) == 0, src,
             f"train.per_device_batch_size{key}", size,
