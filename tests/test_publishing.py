@@ -78,6 +78,7 @@ def test_sst2_card_round_trip(tmp_path, params):
     assert ("| split | metric | baseline | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] "
             "| Δ CI width: clustered / i.i.d. | MDE | n |") in loaded.text
     assert "percentile-bootstrap" in loaded.text and "fractions (0-1)" in loaded.text
+    assert "not training variance" in loaded.text  # one trained model: the card says what its intervals cover
     assert "0-shot, chat template off, prompt `0123456789ab`, dtype float32" in loaded.text
     assert "12,345 total" in loaded.text
     assert "Is this sentence positive or negative?" in loaded.text

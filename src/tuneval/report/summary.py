@@ -315,7 +315,9 @@ def method_note(rows: Sequence[Row], resamples: int = RESAMPLES) -> str:
             "is paired (the same resamples for both phases). A **bold** Δ: its interval excludes 0. The i.i.d. "
             "width (examples resampled as if independent) is beside the clustered one; MDE is the smallest Δ this "
             "sample detects with 80% power at the 5% level (2.8 bootstrap SEs of Δ). Baseline: the task's trivial "
-            "predictor. Method: `src/tuneval/scoring/stats.py`; metric conventions: `CONVENTIONS` in "
+            "predictor. The intervals hold the trained model fixed: they cover which examples were scored, not "
+            "training variance (another training seed trains another model: `dvc exp run -S seed=2`, then "
+            "`tuneval compare`). Method: `src/tuneval/scoring/stats.py`; metric conventions: `CONVENTIONS` in "
             "`src/tuneval/scoring/metrics.py`.")
     without = sorted({f"{r.task} {r.metric}" for r in rows if r.delta_ci is None})
     return note + (f" No interval: {', '.join(without)}." if without else "")
