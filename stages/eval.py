@@ -1,9 +1,9 @@
-"""eval: score the fine-tuned model (same engine and examples as zeroshot_eval)."""
+"""eval: predictions of the fine-tuned model (same engine and examples as zeroshot_eval)."""
 
 from functools import partial
 
-from tuneval.pipeline import evaluate_phase
+from tuneval.scoring.predict import predict_phase
 from tuneval.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(partial(evaluate_phase, phase="finetuned"))
+    run_stage(partial(predict_phase, phase="finetuned"))

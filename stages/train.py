@@ -1,7 +1,7 @@
-"""train: completion-only fine-tuning of the base model on a task's train split."""
+"""train: completion-only fine-tuning of the base model on a task's training draw."""
 
-from tuneval.pipeline import train
 from tuneval.stage import run_stage
+from tuneval.train.run import train
 
 if __name__ == "__main__":
     run_stage(train)

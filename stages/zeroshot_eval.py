@@ -1,9 +1,9 @@
-"""zeroshot_eval: score the base model before any fine-tuning (same engine and examples as eval)."""
+"""zeroshot_eval: predictions of the base model before any fine-tuning (same engine and examples as eval)."""
 
 from functools import partial
 
-from tuneval.pipeline import evaluate_phase
+from tuneval.scoring.predict import predict_phase
 from tuneval.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(partial(evaluate_phase, phase="zeroshot"))
+    run_stage(partial(predict_phase, phase="zeroshot"))

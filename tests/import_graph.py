@@ -193,9 +193,9 @@ def script_closure(script: Path, src: Path = SRC) -> set[str]:
     """Every tuneval module a script (e.g. stages/train.py) can import while it runs.
 
     The full closure (module-level and lazy imports) of what the script imports, with one refinement at the first
-    hop: where the script takes only functions from a module (`from tuneval.pipeline import train`), that module
+    hop: where the script takes only functions from a module (`from tuneval.report.publish import publish`), that module
     contributes its module-level imports and the lazy imports of those functions, not those of its other
-    functions. Without it every stage would depend on every module, since pipeline.py holds all stage functions
+    functions. Without it every stage would depend on every module, had one module held all stage functions
     and imports each one's modules lazily. The refinement is dropped for a module that some other reached module
     imports too (its other functions might then run).
     """

@@ -31,7 +31,7 @@ SMALL = {  # seconds per stage: the tiny model (not the default Gemma), few exam
                        "num_kv_heads": 1, "intermediate_size": 64, "max_position_embeddings": 512}},
     "data": {"train_examples": {"sst2": 60, "squad_v2": 60}, "test_examples": 40,
              "validation_examples": {"sst2": 60, "squad_v2": 60}},
-    "train": {"method": "full", "max_length": 288, "logging_steps": 2, "eval_examples": 8, "eval_steps": 4},
+    "train": {"method": "full", "max_length": 288, "log_points": 2, "eval_examples": 8},
     "eval": {"limit": 12, "max_prompt_tokens": 256, "max_new_tokens": 4, "splits": ["test", "validation"]},
 }
 

@@ -12,8 +12,8 @@ from tuneval import cli
 def captured(monkeypatch):
     """Run cmd_eval up to the engine: the settings and rows it would score, without a model."""
     import tuneval.models.loading
-    import tuneval.scoring.engine
     import tuneval.scoring.parallel
+    import tuneval.scoring.scores
 
     seen: dict = {}
 
@@ -23,7 +23,7 @@ def captured(monkeypatch):
 
     monkeypatch.setattr(tuneval.scoring.parallel, "predict_parallel", fake_predict)
     monkeypatch.setattr(tuneval.scoring.parallel, "check_processes", lambda n, key="": None)  # any host
-    monkeypatch.setattr(tuneval.scoring.engine, "score", lambda task, predictions: {"n": len(predictions)})
+    monkeypatch.setattr(tuneval.scoring.scores, "score", lambda task, predictions: {"n": len(predictions)})
     monkeypatch.setattr(tuneval.models.loading, "load_model", lambda *a, **k: None)
     monkeypatch.setattr(tuneval.models.loading, "load_tokenizer", lambda *a, **k: None)
     monkeypatch.setattr(cli, "resolve_model_arg", lambda model, params: model)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tuneval import paths, pipeline
-from tuneval.config import load_params
-from tuneval.report.summary import README_END, README_START, summary_metrics
+from tuneval import paths
+from tuneval.config import PHASES, load_params
+from tuneval.report.study import compare_phases
+from tuneval.report.summary import README_END, README_START, labelled, summary_metrics
 from tuneval.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_report_block_numbers_are_summary_json_numbers():
             for metric, values in entry.items():
                 if not isinstance(values, dict):
                     continue
-                prefix = f"| {task_name} | {split} | {metric} |"
+                prefix = f"| {task_name} | {split} | {labelled(metric)} |"
                 row = next(line for line in block.splitlines() if line.startswith(prefix))
                 for key in ("zeroshot", "finetuned", "baseline"):
                     if key in values:
@@ -62,14 +63,14 @@ def test_committed_report_recomputes_from_the_committed_predictions(monkeypatch)
     McNemar) from them gives report/summary.json exactly."""
     params = load_params(REPO / "params.yaml")
     for task_name in params.tasks:
-        for phase in pipeline.PHASES:
+        for phase in PHASES:
             for split in params.eval.splits:
                 if not (REPO / paths.predictions(task_name, phase, split)).is_file():
                     pytest.fail(f"{paths.predictions(task_name, phase, split)} is not committed")
     monkeypatch.chdir(REPO)
     rows, facts = [], []
     for task_name in params.tasks:
-        _, task_rows, task_facts = pipeline.compare_phases(get_task(task_name), params.data.seed)
+        _, task_rows, task_facts = compare_phases(get_task(task_name), params.data.seed)
         rows += task_rows
         facts += task_facts
     recomputed = json.loads(json.dumps(summary_metrics(rows, facts, params.data.seed)))

@@ -22,7 +22,7 @@ from tuneval.errors import ConfigError, DataError
 from tuneval.report import compare as C
 from tuneval.scoring import metrics as M
 from tuneval.scoring import stats
-from tuneval.scoring.stats import align_by_id, paired_bootstrap, prediction_statistic
+from tuneval.scoring.stats import align_by_id, paired_intervals, prediction_statistic, resampling
 from tuneval.tasks import get_task
 
 GIT = ["git", "-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests", "-c", "init.defaultBranch=main",
@@ -148,23 +148,26 @@ def test_values_mean_and_sample_sd_are_numpys(repo):
     assert sst2["precision"].zeroshot is None and not sst2["precision"].zeroshot_differs  # not in the files
 
 
-def test_intervals_equal_paired_bootstrap_called_directly(repo):
+def test_intervals_equal_the_reports_paired_intervals_called_directly(repo):
+    """One implementation of paired statistics: compare's intervals are stats.paired_intervals' (the report's),
+    by the method the number of clusters calls for: SST-2's 40 examples the bootstrap, SQuAD's 6 articles the
+    cluster jackknife t on 5 df (never the i.i.d. bootstrap of its 36 questions)."""
     names = ["main", "seed2", "seed3"]
     _, rows = C.compare(repo, names, tasks=["sst2", "squad_v2"], pairs="all", resamples=RESAMPLES, seed=5)
+    methods = {"sst2": f"bootstrap, {RESAMPLES} resamples", "squad_v2": "cluster jackknife t, G−1 = 5 df"}
     for task_name in ("sst2", "squad_v2"):
         task = get_task(task_name)
         records = {b: read(repo, b, f"predictions/{task_name}/finetuned/test.json") for b in names}
         keys = get_task(task_name).metrics.headline if task_name == "sst2" else SQUAD_KEYS
-        labels = None
-        if hasattr(stats, "cluster_labels"):
-            labels, unit = stats.cluster_labels(task, records["main"])
-            assert {row.unit for row in rows if row.task == task_name} == {unit}
-            assert (labels is None) == (task_name == "sst2")  # SQuAD questions are resampled in clusters
-        extra = {"clusters": labels} if labels is not None else {}
+        unit = resampling(task, records["main"], RESAMPLES)
+        labels, name = stats.cluster_labels(task, records["main"])
+        assert {row.unit for row in rows if row.task == task_name} == {name}
+        assert {row.method for row in rows if row.task == task_name} == {methods[task_name]} == {unit.interval()}
+        assert (labels is None) == (task_name == "sst2")  # SQuAD questions are resampled in clusters
         for a, b in [("main", "seed2"), ("main", "seed3"), ("seed2", "seed3")]:
             first, second = align_by_id(records["main"], records[a])[1], align_by_id(records["main"], records[b])[1]
-            direct = paired_bootstrap(prediction_statistic(task, first, keys), prediction_statistic(task, second, keys),
-                                      len(first), resamples=RESAMPLES, seed=5, **extra)
+            direct = paired_intervals(prediction_statistic(task, first, keys), prediction_statistic(task, second, keys),
+                                      len(first), unit, seed=5)
             for row in (row for row in rows if row.task == task_name):
                 (comparison,) = [c for c in row.comparisons if (c.a, c.b) == (a, b)]
                 assert comparison.interval == direct[row.metric].delta_ci
@@ -328,3 +331,15 @@ def test_a_zero_shot_value_is_shown_only_when_all_experiments_share_it(repo, cap
     lines = capsys.readouterr().out.splitlines()
     assert next(line for line in lines if line.startswith("accuracy ")).split()[1] == "differs"
     assert next(line for line in lines if line.startswith("f1 ")).split()[1] == "0.6000"
+
+
+def test_text_and_json_name_each_splits_interval_method(repo, capsys):
+    revs, rows = C.compare(repo, ["main", "seed2"], tasks=["squad_v2"], resamples=RESAMPLES)
+    text = C.format_text(revs, rows, resamples=RESAMPLES)
+    assert "squad_v2 [test]  n = 36  (resampling whole articles; cluster jackknife t, G−1 = 5 df)" in text
+    saved = C.to_json(revs, rows, resamples=RESAMPLES)["tasks"]["squad_v2"]["test"]
+    assert saved["interval"] == "cluster jackknife t, G−1 = 5 df"
+    assert {entry["interval"] for entry in saved["metrics"].values()} == {saved["interval"]}
+    best = next(line for line in text.splitlines() if line.startswith("best_f1"))
+    assert best.startswith("best_f1 (in-sample upper bound) ")  # chosen on these questions: labelled so
+    assert "in-sample" in saved["metrics"]["best_f1"]["definition"] and "definition" not in saved["metrics"]["f1"]

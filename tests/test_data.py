@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 
 from tuneval.config import load_params
-from tuneval.data import composition, draw, draw_training, load_raw, normalize, split_rows, validate_rows
-from tuneval.io import DataError, read_jsonl
+from tuneval.data import composition, draw, load_raw, normalize, validate_rows
+from tuneval.io import DataError
+from tuneval.splitting import draw_training, split_rows
 from tuneval.tasks import get_task
 
 SST2 = get_task("sst2")
@@ -259,7 +260,7 @@ def test_grouped_split_single_title_raises():
 # ------------------------------------------------------------------------------------------------ load_raw
 @pytest.mark.parametrize(
     ("task", "split", "count"),
-    [(SST2, "train", 5000), (SST2, "validation", 872), (SQUAD, "train", 1008), (SQUAD, "validation", 560)],
+    [(SST2, "train", 5000), (SST2, "validation", 872), (SQUAD, "train", 1008), (SQUAD, "validation", 11873)],
 )
 def test_load_raw_sample_counts(sample_params, repo_root, task, split, count):
     assert sample_params.data.source == "sample"
@@ -276,7 +277,7 @@ def test_load_raw_sample_sst2_validation_balance(sample_params):
 
 def test_load_raw_sample_squad_composition(sample_params):
     """The rebuilt sample (data/make_sample.py): train 11 articles, its 348 unanswerable questions in two of them
-    (Zelda and Spectre); dev a seeded draw of 560 questions from 35 articles, 283 unanswerable."""
+    (Zelda and Spectre); dev the whole official dev set: 35 articles, every one holding both kinds."""
     train, _ = load_raw(SQUAD, "train", sample_params)
     assert len({r["title"] for r in train}) == 11
     unanswerable = [r for r in train if SQUAD.abstains(r)]
@@ -285,7 +286,9 @@ def test_load_raw_sample_squad_composition(sample_params):
                                                          "The_Legend_of_Zelda:_Twilight_Princess": 160}
     validation, _ = load_raw(SQUAD, "validation", sample_params)
     assert len({r["title"] for r in validation}) == 35
-    assert sum(SQUAD.abstains(r) for r in validation) == 283
+    assert sum(SQUAD.abstains(r) for r in validation) == 5945  # the official dev set's NoAns_total
+    kinds = {(r["title"], SQUAD.abstains(r)) for r in validation}
+    assert len(kinds) == 70  # every article holds both kinds
 
 
 def test_load_raw_never_caps(sample_params):
@@ -295,7 +298,7 @@ def test_load_raw_never_caps(sample_params):
         sample_params.data, train_examples={"sst2": 7, "squad_v2": 7}, test_examples=7,
         validation_examples={"sst2": 7, "squad_v2": 7}))
     rows, _ = load_raw(SQUAD, "validation", few)
-    assert len(rows) == 560
+    assert len(rows) == 11873
 
 
 def test_load_raw_local_dir_missing_file(write_params, tmp_path):
@@ -350,41 +353,45 @@ def test_grouped_split_refuses_abstentions_in_a_single_article():
     assert "one_flagged.jsonl" in message and "'Lonely'" in message and "both sides" in message
 
 
-def _check_squad_split_and_draw(rows, origin):
-    """Acceptance over split seeds 1..50: both sides hold unanswerable questions, no article is on both sides, the
-    test side holds >= 20% of each kind of article's questions, and the training draw (data.train_examples 400,
-    data.unanswerable_share 0.334) holds the share exactly, up to rounding: round(0.334 * 400) = 134."""
+def _reserved_pool(sample_params, seed: int = 1) -> list[dict]:
+    """The default protocol's training pool: 15 seeded articles of the official dev set (data.reserved_articles)."""
+    from tuneval.data import reserve_articles
+
+    rows, origin = load_raw(SQUAD, "validation", sample_params)
+    reserved, _ = reserve_articles(SQUAD, normalize(SQUAD, rows), 15, seed, origin)
+    return reserved
+
+
+def test_squad_split_and_training_draw_over_seeds(sample_params):
+    """Over data seeds 1..20 of the default protocol: the split keeps articles on one side; the draw of 400 (draw
+    seed = data seed) holds the study's share overall and in every article, spans every training article with none
+    above 15%, and passes the split stage's rule; a draw of 100 lies inside the draw of 400."""
+    from tuneval.splitting import check_draw
+
     problems = []
-    for seed in range(1, 51):
-        train, test = split_rows(SQUAD, rows, 0.2, seed, origin)
-        if not any(SQUAD.abstains(r) for r in train) or not any(SQUAD.abstains(r) for r in test):
-            problems.append((seed, "a side without unanswerable questions"))
+    for seed in range(1, 21):
+        train, test = split_rows(SQUAD, _reserved_pool(sample_params, seed), 0.2, seed, "pool")
         if {r["title"] for r in train} & {r["title"] for r in test}:
             problems.append((seed, "an article on both sides"))
-        if sorted(_ids(train) + _ids(test)) != sorted(_ids(rows)):
-            problems.append((seed, "the sides are not a partition"))
-        if len(test) < 0.2 * len(rows):
-            problems.append((seed, f"test holds {len(test)} of {len(rows)}"))
-        drawn = draw_training(SQUAD, train, 400, 0.334, seed, origin)
+        drawn = draw_training(SQUAD, train, 400, 0.334, seed, "pool")
         share = sum(SQUAD.abstains(r) for r in drawn) / len(drawn)
-        if len(drawn) != 400 or abs(share - 0.334) > 0.05 or sum(SQUAD.abstains(r) for r in drawn) != 134:
-            problems.append((seed, f"training draw of {len(drawn)} with {share:.3f} unanswerable"))
-        if not {r["id"] for r in drawn} <= set(_ids(train)):
-            problems.append((seed, "the training draw left the train side"))
+        per_article = Counter(r["title"] for r in drawn)
+        if len(drawn) != 400 or abs(share - 0.334) > 0.02:
+            problems.append((seed, f"a draw of {len(drawn)} with {share:.3f} unanswerable"))
+        if len(per_article) != len({r["title"] for r in train}) or max(per_article.values()) > 0.15 * 400:
+            problems.append((seed, f"articles {per_article}"))
+        check_draw(SQUAD, drawn, sample_params.split, 0.334)
+        if not set(_ids(draw_training(SQUAD, train, 100, 0.334, seed, "pool"))) <= set(_ids(drawn)):
+            problems.append((seed, "draws are not nested"))
     assert problems == []
 
 
-def test_squad_split_and_training_draw_over_seeds_on_the_sample(squad_train):
-    _check_squad_split_and_draw(squad_train, "data/sample/squad_v2/train_partial.jsonl.gz")
-
-
-def test_squad_split_and_training_draw_over_seeds_on_shared_data(shared_data):
-    path = shared_data / "squad_v2" / "train_partial.jsonl.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
-    rows = read_jsonl(path)
-    validate_rows(SQUAD, rows, str(path), labelled=True)
-    _check_squad_split_and_draw(normalize(SQUAD, rows), str(path))
+def test_the_bundled_train_slice_cannot_give_an_unconfounded_draw(squad_train):
+    """The official protocol on the bundled train slice: unanswerable questions in 2 of 11 articles only, so a draw
+    of 200 with the study's share in every article does not exist: refused, with the numbers."""
+    train, _ = split_rows(SQUAD, squad_train, 0.2, 1, "train_partial")
+    with pytest.raises(DataError, match=r"data.train_examples.squad_v2 = 200, but .* at most \d+ questions"):
+        draw_training(SQUAD, train, 200, 0.334, 1, "train_partial")
 
 
 # ------------------------------------------------------------------------------------------------ the draws
@@ -405,34 +412,67 @@ def test_draw_of_none_or_more_than_all_is_everything(n):
     assert draw(rows, n, 1) == rows
 
 
-def _squad_pool(unanswerable: int, answerable: int) -> list[dict]:
-    """Rows of 5 articles, the unanswerable ones spread among the answerable ones."""
+def _squad_pool(articles: int, unanswerable: int, answerable: int) -> list[dict]:
+    """`articles` articles, each with `unanswerable` + `answerable` questions, shuffled together."""
     kinds = [False] * unanswerable + [True] * answerable
-    return [squad_row(f"q{i}", f"T{i % 5}", answerable=kind) for i, kind in enumerate(random.Random(0).sample(
-        kinds, len(kinds)))]
+    return [squad_row(f"T{t}q{i}", f"T{t}", answerable=kind) for t in range(articles)
+            for i, kind in enumerate(random.Random(t).sample(kinds, len(kinds)))]
 
 
-def test_squad_training_draw_holds_the_share_and_is_seeded():
-    pool = _squad_pool(30, 60)
-    drawn = draw_training(SQUAD, pool, 12, 0.25, 1, "pool")
-    assert len(drawn) == 12 and sum(SQUAD.abstains(r) for r in drawn) == 3  # round(0.25 * 12)
+def test_squad_training_draw_is_nested_spread_and_seeded():
+    pool = _squad_pool(10, 10, 20)
+    drawn = draw_training(SQUAD, pool, 40, 0.25, 1, "pool")
+    assert len(drawn) == 40 and sum(SQUAD.abstains(r) for r in drawn) == 10  # 4 per article: 1 unanswerable
+    assert Counter(r["title"] for r in drawn) == {f"T{t}": 4 for t in range(10)}
     assert _ids(drawn) == [r["id"] for r in pool if r["id"] in set(_ids(drawn))]  # pool order
-    assert draw_training(SQUAD, pool, 12, 0.25, 1, "pool") == drawn
-    assert draw_training(SQUAD, pool, 12, 0.25, 2, "pool") != drawn
-    assert not any(SQUAD.abstains(r) for r in draw_training(SQUAD, pool, 12, 0.0, 1, "pool"))
-    assert draw_training(SQUAD, pool, None, 0.25, 1, "pool") == pool  # null = all, whatever the share
+    assert draw_training(SQUAD, pool, 40, 0.25, 1, "pool") == drawn
+    assert draw_training(SQUAD, pool, 40, 0.25, 2, "pool") != drawn
+    assert set(_ids(draw_training(SQUAD, pool, 20, 0.25, 1, "pool"))) < set(_ids(drawn))  # nested
+    everything = draw_training(SQUAD, pool, None, 0.25, 1, "pool")  # null: all that keep the share per article
+    assert set(_ids(drawn)) < set(_ids(everything)) < set(_ids(pool))
+    assert abs(sum(SQUAD.abstains(r) for r in everything) / len(everything) - 0.25) < 0.02
 
 
-@pytest.mark.parametrize(("unanswerable", "answerable", "n", "share", "wanted"),
-                         [(2, 60, 12, 0.5, (6, 6)), (30, 4, 12, 0.25, (3, 9))])
-def test_squad_training_draw_too_small_a_pool_names_the_numbers(unanswerable, answerable, n, share, wanted):
-    with pytest.raises(DataError) as excinfo:
-        draw_training(SQUAD, _squad_pool(unanswerable, answerable), n, share, 1, "data/split/squad_v2/train")
+def test_squad_training_draw_too_large_names_the_numbers():
+    with pytest.raises(DataError) as excinfo:  # 2 unanswerable per article at share 0.5: 4 per article, 20 in all
+        draw_training(SQUAD, _squad_pool(5, 2, 20), 30, 0.5, 1, "data/split/squad_v2/pool")
     message = str(excinfo.value)
-    assert "data/split/squad_v2/train" in message
-    assert f"data.train_examples.squad_v2 = {n}" in message and f"data.unanswerable_share = {share}" in message
-    assert f"needs {wanted[0]} unanswerable and {wanted[1]} answerable" in message
-    assert f"holds {unanswerable} and {answerable}" in message
+    assert "data/split/squad_v2/pool" in message and "data.train_examples.squad_v2 = 30" in message
+    assert "at most 20 questions" in message and "50.0% unanswerable in every article" in message
+
+
+def _rules(min_articles: int = 10, max_share: float = 0.15):
+    from tuneval.config import SplitConfig
+
+    return SplitConfig(test_size=0.2, min_train_articles=min_articles, max_article_share=max_share)
+
+
+def test_split_refuses_a_draw_the_article_could_predict():
+    """The rule the split stage applies: too few articles, one article too large, or an article of one kind only,
+    each refused with the article and the shares."""
+    from tuneval.splitting import check_draw
+
+    pool = _squad_pool(12, 10, 20)
+    check_draw(SQUAD, draw_training(SQUAD, pool, 48, 0.25, 1, "pool"), _rules(), 0.25)  # 4 per article: passes
+    with pytest.raises(DataError, match=r"spans 12 articles .*min_train_articles = 13"):
+        check_draw(SQUAD, draw_training(SQUAD, pool, 48, 0.25, 1, "pool"), _rules(min_articles=13), 0.25)
+    lopsided = [r for r in pool if r["title"] == "T0"] + draw_training(SQUAD, pool[30:], 33, 0.25, 1, "pool")
+    with pytest.raises(DataError, match=r"article 'T0' supplies 30 \(\d+\.\d%\), more than split.max_article_share"):
+        check_draw(SQUAD, lopsided, _rules(), 0.25)
+    one_kind = [r for r in pool if not SQUAD.abstains(r) or r["title"] != "T3"]
+    drawn = [r for r in one_kind if r["title"] in {f"T{t}" for t in range(12)}][:0] or one_kind
+    with pytest.raises(DataError, match=r"article 'T3' supplies 20 questions, all answerable"):
+        check_draw(SQUAD, drawn, _rules(max_share=1.0), 0.25)
+
+
+def test_split_refuses_sets_that_share_an_article():
+    from tuneval.splitting import check_disjoint
+
+    pool = _squad_pool(3, 1, 2)
+    sides = {"training": pool[:3], "development": pool[3:6], "scored": pool[6:]}
+    check_disjoint(SQUAD, sides)
+    with pytest.raises(DataError, match=r"training and scored sets share 1 article"):
+        check_disjoint(SQUAD, {**sides, "scored": pool[6:] + [squad_row("new", "T0")]})
 
 
 def test_sst2_training_draw_size(sst2_train):
@@ -465,7 +505,7 @@ def test_split_stage_draws_with_data_seed_not_the_training_seed(params, tmp_path
     """prepare + split on the bundled SQuAD v2 sample: validation drawn to data.validation_examples, the training
     draw holds data.unanswerable_share, the test side is drawn to data.test_examples; the training seed (`seed`)
     changes none of it, data.seed does."""
-    from tuneval import pipeline
+    from tuneval import data, splitting
     from tuneval.io import read_jsonl as read
 
     monkeypatch.chdir(tmp_path)
@@ -473,21 +513,47 @@ def test_split_stage_draws_with_data_seed_not_the_training_seed(params, tmp_path
                    test_examples=100, validation_examples={"sst2": None, "squad_v2": None})
 
     def run(p):
-        pipeline.prepare("squad_v2", p)
-        pipeline.split("squad_v2", p)
+        data.prepare("squad_v2", p)
+        splitting.split("squad_v2", p)
         return {name: read(tmp_path / "data" / sub / "squad_v2" / f"{split}.jsonl")
                 for name, sub, split in (("validation", "prepared", "validation"), ("train", "split", "train"),
                                          ("test", "split", "test"))}
 
     files = run(study)
     printed = capsys.readouterr().out
-    assert len(files["validation"]) == 560
-    assert len(files["train"]) == 400 and sum(SQUAD.abstains(r) for r in files["train"]) == 134
+    titles = {name: {r["title"] for r in rows} for name, rows in files.items()}
+    assert len(titles["validation"]) == 20 and len(titles["train"] | titles["test"]) == 15  # reserved articles
+    assert len(files["train"]) == 400 and abs(sum(SQUAD.abstains(r) for r in files["train"]) - 134) <= 3
     assert len(files["test"]) == 100
-    assert not {r["title"] for r in files["train"]} & {r["title"] for r in files["test"]}
+    assert not titles["train"] & titles["test"] and not (titles["train"] | titles["test"]) & titles["validation"]
     assert "data.seed 1" in printed and "% unanswerable" in printed and "articles" in printed
     assert run(dataclasses.replace(study, seed=7)) == files  # the training seed draws nothing
+    redrawn = run(_study(study, draw_seed=2))  # the draw seed moves the training draw alone
+    assert redrawn["train"] != files["train"]
+    assert (redrawn["validation"], redrawn["test"]) == (files["validation"], files["test"])
     other = run(_study(study, seed=2))
-    assert other["train"] != files["train"] and other["validation"] == files["validation"]
+    assert other["train"] != files["train"] and other["validation"] != files["validation"]
     fewer = run(_study(study, validation_examples={"sst2": None, "squad_v2": 50}))["validation"]
     assert len(fewer) == 50 and _ids(fewer) == [r["id"] for r in files["validation"] if r["id"] in set(_ids(fewer))]
+
+
+@pytest.mark.parametrize(("data", "split", "message"), [
+    ({"reserved_articles": {"sst2": None, "squad_v2": None}}, {},  # the official protocol on the bundled slice
+     r"data.train_examples.squad_v2 = 200, but the train side of the split can give at most \d+ questions"),
+    ({}, {"max_article_share": 0.05}, r"article '.+' supplies 17 \(8.5%\), more than split.max_article_share = 5%"),
+    ({}, {"min_train_articles": 13}, r"spans 12 articles .*split.min_train_articles = 13"),
+])
+def test_the_split_stage_refuses_a_confounded_draw_and_writes_nothing(params, tmp_path, monkeypatch, data, split,
+                                                                      message):
+    """The stage itself, on the bundled sample: a draw the article could predict is refused with the numbers, and
+    data/split/squad_v2 is not written."""
+    from tuneval import data as data_stage
+    from tuneval import splitting
+
+    monkeypatch.chdir(tmp_path)
+    study = _study(params, train_examples={"sst2": 400, "squad_v2": 200}, **data)
+    study = dataclasses.replace(study, split=dataclasses.replace(study.split, **split))
+    data_stage.prepare("squad_v2", study)
+    with pytest.raises(DataError, match=message):
+        splitting.split("squad_v2", study)
+    assert not (tmp_path / "data" / "split" / "squad_v2").exists()

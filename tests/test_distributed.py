@@ -60,8 +60,8 @@ def small_params(**train):
         params, epochs=2, batch_size=8, lr=2e-5, model=dataclasses.replace(params.model, dtype="float32"),
         eval=dataclasses.replace(params.eval, max_prompt_tokens=96),
         train=dataclasses.replace(params.train, **{
-            "method": "full", "per_device_batch_size": 4, "save_steps": 2, "logging_steps": 1, "max_length": 128,
-            "eval_examples": 8, "eval_steps": 3, "num_processes": 2, "num_machines": 1, **train}),
+            "method": "full", "per_device_batch_size": 4, "save_steps": 2, "log_points": 5, "max_length": 128,
+            "eval_examples": 8, "num_processes": 2, "num_machines": 1, **train}),
     )
 
 

@@ -2,9 +2,9 @@
 
 For each stage the script (`stages/<x>.py` in its cmd) is read with `ast`, and the transitive closure of the
 `tuneval.*` modules it imports is taken, module-level and function-level imports alike (a lazy import runs during
-the stage just the same), except that from pipeline.py only the called stage function's imports count (see
-import_graph.script_closure: otherwise every stage would depend on every module). Each module's file must be a
-dep of the stage (or lie under a directory dep). A stage whose closure contains `tuneval.tasks` reads task
+the stage just the same), except that from a module of several stage functions only the called function's imports
+count (see import_graph.script_closure). Each module's file must be a dep of the stage (or lie under a directory
+dep), and no stage lists code beyond that closure. A stage whose closure contains `tuneval.tasks` reads task
 definitions, so it must depend on its task's YAML (`src/tuneval/tasks/${item}.yaml`) or, without a task, on the
 whole `src/tuneval/tasks` directory.
 This over-approximates (a stage imports more than each run executes), which can only cost a rerun, never a stale
@@ -80,8 +80,21 @@ def dvc_yaml() -> dict:
 
 def test_every_stage_depends_on_every_module_it_imports(dvc_yaml):
     missing = missing_deps(dvc_yaml)
-    assert missing == {}, "add these deps in dvc.yaml:\n" + "\n".join(
+    assert missing == {}, "add these deps in dvc.yaml (python scripts/sync_dvc_deps.py):\n" + "\n".join(
         f"  {stage}: {', '.join(files)}" for stage, files in missing.items())
+
+
+def test_no_stage_depends_on_code_it_does_not_run(dvc_yaml):
+    """The other direction: a code dep no import reaches would rerun the stage for edits it never runs."""
+    extra = {}
+    for name, spec in expand(dvc_yaml).items():
+        required = required_deps(spec)
+        code = [d for d in dep_paths(spec) if d.startswith(("src/", "stages/"))]
+        unneeded = [d for d in code if not any(r == d or r.startswith(f"{d}/") for r in required)]
+        if unneeded:
+            extra[name] = unneeded
+    assert extra == {}, "remove these deps from dvc.yaml (python scripts/sync_dvc_deps.py):\n" + "\n".join(
+        f"  {stage}: {', '.join(files)}" for stage, files in extra.items())
 
 
 def test_every_stage_runs_a_stage_script(dvc_yaml):

@@ -11,6 +11,7 @@ from tuneval.models.counting import parameter_counts
 from tuneval.models.loading import load_model, load_tokenizer
 from tuneval.models.tiny import build_tiny_model
 from tuneval.scoring import engine as E
+from tuneval.scoring.scores import score
 from tuneval.tasks import demonstration, get_task
 from tuneval.tasks import prompting as P
 from tuneval.train.batches import IGNORE_INDEX, CompletionCollator, encode_example
@@ -89,14 +90,16 @@ def test_batched_generation_equals_one_by_one(tiny):
     assert batched == single
 
 
-def test_evaluate_returns_metrics_and_a_prediction_per_example(tiny):
+def test_predictions_score_into_metrics_with_a_prediction_per_example(tiny):
     _, tok, model = tiny
     settings = E.EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=4, num_fewshot=0, seed=1,
                               chat_template=False)
-    scores, preds = E.evaluate(get_task("sst2"), model, tok, _sst2_rows(8), _sst2_rows(), settings)
+    preds = E.predict(get_task("sst2"), model, tok, _sst2_rows(8), _sst2_rows(), settings)
+    scores = score(get_task("sst2"), preds)
     assert len(preds) == 8 and 0 <= scores["accuracy"] <= 1
     assert scores["accuracy"] == pytest.approx(sum(p["actual"] == p["predicted"] for p in preds) / 8)
-    scores, preds = E.evaluate(get_task("squad_v2"), model, tok, _squad_rows(6), [], settings)
+    preds = E.predict(get_task("squad_v2"), model, tok, _squad_rows(6), [], settings)
+    scores = score(get_task("squad_v2"), preds)
     assert {"exact", "f1", "HasAns_total", "NoAns_total", "best_f1", "best_f1_thresh"} <= set(scores)
     assert all(0 <= p["no_answer_prob"] <= 1 for p in preds)
 

@@ -22,11 +22,11 @@ import yaml
 from gguf import GGUFWriter, TokenType
 from repo_helpers import env, merge
 
-from tuneval import pipeline
 from tuneval.config import TinyModelConfig, load_params
 from tuneval.errors import ModelLoadError
 from tuneval.models import gguf as gguf_models
 from tuneval.models import source as model_sources
+from tuneval.models.base import base_model
 from tuneval.models.loading import load_model
 from tuneval.models.tiny import build_tiny_model
 
@@ -169,7 +169,7 @@ def fails_keeping_base(params, root: Path) -> str:
     """Run base_model, expect a ModelLoadError, check models/ is byte for byte as before; the message."""
     before = snapshot(root)
     with pytest.raises(ModelLoadError) as excinfo:
-        pipeline.base_model(params)
+        base_model(params)
     assert snapshot(root) == before, "a failed base_model must leave models/ exactly as it was"
     message = str(excinfo.value)
     assert "\n" not in message and "Traceback" not in message, f"not one paragraph: {message!r}"
@@ -203,7 +203,7 @@ def test_convert_gives_the_same_model_and_tokenizer(tiny, tmp_path):
 
 
 def test_base_model_stage_converts_a_local_gguf(tiny, params, workdir):
-    pipeline.base_model(with_model(params, str(tiny["gguf"])))
+    base_model(with_model(params, str(tiny["gguf"])))
     base = workdir / "models" / "base"
     assert not (base / "MARKER").exists(), "a successful run replaces the previous models/base"
     assert_plain_copy_of_tiny(base, tiny)
@@ -346,4 +346,82 @@ def test_convert_from_the_cache_writes_the_same_bytes_and_never_uses_a_damaged_e
     assert convert_into("after_kill") == files_of(direct) and len(calls) == 3
     assert (entry / gguf_models.MANIFEST).is_file() and files_of(entry).keys() == (
         files_of(direct).keys() | {gguf_models.MANIFEST})
-    assert sorted(p.name for p in user_cache.iterdir()) == [entry.name], "no temp dirs left in the cache"
+    assert cache_entries(user_cache) == [entry.name], "no temp dirs left in the cache"
+
+
+def cache_entries(cache: Path) -> list[str]:
+    """What the cache holds besides the entries' lock files (`<entry>.lock`, kept by filelock 3.x)."""
+    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
+
+
+# A conversion in another process: `python -c CONVERT_IN_PROCESS <gguf> <out dir> <hold>`; with hold, it touches
+# <out>.converting once it holds the cache lock and is converting, then waits for <out>.go before it goes on.
+CONVERT_IN_PROCESS = """
+import sys, time
+from pathlib import Path
+from tuneval.models import gguf
+
+gguf_file, out, hold = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "hold"
+real_convert = gguf._convert
+
+def convert_slowly(source, into):
+    Path(f"{out}.converting").touch()
+    deadline = time.monotonic() + 120
+    while hold and not Path(f"{out}.go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    real_convert(source, into)
+
+gguf._convert = convert_slowly
+out.mkdir()
+path = Path(gguf_file)
+gguf.convert(gguf.GGUFSource(file=str(path.resolve()), sha256=gguf.sha256_of(path)), out)  # as locate() gives it
+print("converted", flush=True)
+"""
+
+
+def test_two_processes_converting_at_once_into_an_empty_cache_both_succeed_with_identical_files(tiny, tmp_path,
+                                                                                                 user_cache):
+    """Process A converts into the (empty) user cache and is held half way; process B asks for the same GGUF
+    meanwhile: B waits for A's lock instead of converting too, or deleting A's temp directory; both end with the
+    bytes of a direct conversion, and the cache holds the one entry."""
+    source = gguf_models.locate(dataclasses.replace(tiny["model_cfg"], name=str(tiny["gguf"])))
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    gguf_models._convert(source, direct)
+
+    def start(name: str, hold: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", CONVERT_IN_PROCESS, str(tiny["gguf"]), str(tmp_path / name),
+                                 hold], cwd=REPO, env=env(TUNEVAL_CACHE=str(user_cache.parent)),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start("a", "hold")
+    try:
+        wait_for_file(tmp_path / "a.converting", first)
+        assert [p.name for p in user_cache.iterdir() if p.is_dir()] != [], "A converts in a temp dir of the cache"
+        second = start("b", "no-hold")
+        try:
+            waiting = second.stdout.readline()
+            assert waiting.startswith("waiting for another process converting into "), waiting
+            (tmp_path / "a.go").touch()
+            out_b = waiting + second.communicate(timeout=300)[0]
+        finally:
+            second.kill()
+        out_a = first.communicate(timeout=300)[0]
+    finally:
+        first.kill()
+    assert (first.returncode, second.returncode) == (0, 0), out_a + out_b
+    assert out_a.count("converting ") == 1 and "converting " not in out_b.replace("waiting for another process "
+                                                                                   "converting", ""), out_a + out_b
+    assert not (tmp_path / "b.converting").exists(), "B must use A's conversion, not convert again"
+    assert files_of(tmp_path / "a") == files_of(direct) == files_of(tmp_path / "b")
+    assert cache_entries(user_cache) == [source.sha256[:16]]
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)

@@ -297,3 +297,94 @@ def test_read_json_errors(tmp_path):
     with pytest.raises(DataError, match="line 2") as excinfo:
         read_json(bad)
     assert str(bad) in str(excinfo.value)
+
+
+# ------------------------------------------------------------------------ atomic_path with writers side by side
+SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from tuneval.io import atomic_path
+
+target, marker, go = map(Path, sys.argv[1:])
+with atomic_path(target) as tmp:
+    tmp.mkdir()
+    (tmp / "weights").write_text("the slow writer's")
+    marker.touch()
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_a_live_writer_s_temp_dir_survives_another_writer_of_the_same_path(tmp_path):
+    """Process A is half way through writing `model/`; this process writes `model/` meanwhile. A's temp dir is
+    not taken for a killed writer's: A finishes, and its tree is the last one in place."""
+    import time
+
+    target, marker, go = tmp_path / "out" / "model", tmp_path / "writing", tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target), str(marker), str(go)], cwd=REPO,
+                              env=env(), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert writer.poll() is None, writer.stderr.read()
+            assert time.monotonic() < deadline, "the slow writer did not start"
+            time.sleep(0.05)
+        (theirs,) = [p for p in target.parent.iterdir() if p.name.startswith(".model.")]
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text("ours")
+        assert (target / "weights").read_text() == "ours"
+        assert (theirs / "model" / "weights").read_text() == "the slow writer's", "a live writer's temp dir"
+        go.touch()
+        assert writer.wait(timeout=60) == 0, writer.stderr.read()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert (target / "weights").read_text() == "the slow writer's"
+    assert _siblings(target.parent) == ["model"]
+
+
+def test_a_dead_writer_s_temp_dir_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "file.txt"
+    debris = tmp_path / ".file.txt.k1ll3d_x"  # what mkdtemp made for a writer that was SIGKILLed (no lock held)
+    debris.mkdir()
+    (debris / "file.txt").write_text("half")
+    unrelated = tmp_path / ".file.txt.lock"
+    unrelated.write_text("")
+    write_json(target, {"a": 1})
+    assert _siblings(tmp_path) == [".file.txt.lock", "file.txt"]
+
+
+def test_replacing_a_directory_never_leaves_the_path_missing(tmp_path):
+    """A reader process stats `model/` in a tight loop while it is replaced 200 times: never a moment without
+    it (the old tree and the new one are exchanged in one step)."""
+    import time
+
+    from tuneval.io import _exchange
+
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir()
+    probe_b.mkdir()
+    if not _exchange(probe_a, probe_b):
+        pytest.skip("this filesystem cannot exchange two paths in one step (renameat2 RENAME_EXCHANGE)")
+    target, stop = tmp_path / "model", tmp_path / "stop"
+    target.mkdir()
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys\nmissing = checks = 0\n"
+        "while not os.path.exists(sys.argv[2]):\n"
+        "    checks += 1\n"
+        "    missing += not os.path.isdir(sys.argv[1])\n"
+        "print(missing, checks)\n"), str(target), str(stop)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.2)
+        for i in range(200):
+            with atomic_path(target) as tmp:
+                tmp.mkdir()
+                (tmp / "n").write_text(str(i))
+        stop.touch()
+        missing, checks = map(int, reader.communicate(timeout=60)[0].split())
+    finally:
+        reader.kill()
+    assert checks > 0 and missing == 0, f"{missing} of {checks} checks found no {target.name}/"
+    assert (target / "n").read_text() == "199" and _siblings(tmp_path) == ["a", "b", "model", "stop"]

@@ -4,16 +4,26 @@ pipeline's predictions files and metrics)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
-from repo_helpers import copy_built, run
+from repo_helpers import copy_built, env, run
 from test_engine import SHAPE, _shared_context_rows, _sst2_rows
 
 from tuneval.config import load_params
+from tuneval.errors import LaunchError
 from tuneval.models.loading import load_model, load_tokenizer
 from tuneval.models.tiny import build_tiny_model
 from tuneval.scoring import engine as E
@@ -119,12 +129,124 @@ def test_more_processes_than_cores_or_gpus_is_refused(monkeypatch):
 
 
 def test_a_failing_rank_stops_with_a_clear_error_and_leaves_nothing_running(tiny, tmp_path):
-    from tuneval.errors import LaunchError
-
+    """A real rank that cannot load its model: the run stops with its status and the last line of its error."""
     _, tok, model = tiny
-    with pytest.raises(LaunchError, match="evaluation process 1 of 2 exited with status 1"):
+    with pytest.raises(LaunchError, match="evaluation process 1 of 2 exited with status 1: ") as excinfo:
         predict_parallel(get_task("sst2"), model, tok, tmp_path / "no-model", "float32", _sst2_rows(8), [],
                          _settings(4), num_processes=2)
+    assert "no-model" in str(excinfo.value) and "\n" not in str(excinfo.value), str(excinfo.value)
+    assert not psutil.Process().children(), "no rank may be left running"
+
+
+# ---------------------------------------------------------------------------------- supervision of the ranks
+# The ranks' command is swapped for a sleep loop (its rank as last argument) and rank 0's share for a busy loop:
+# what is tested is predict_parallel's supervision, in seconds, without a model.
+LOOP = "import time\nwhile True: time.sleep(0.1)"
+PROMPT_S = 10
+
+
+def _busy_share(*args, **kwargs):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise AssertionError("rank 0's share was never interrupted")
+
+
+@pytest.fixture
+def sleeping_ranks(monkeypatch):
+    from tuneval.scoring import parallel
+
+    monkeypatch.setattr(parallel, "predict_raw", _busy_share)
+    monkeypatch.setattr(parallel, "_rank_command", lambda spec, rank: [sys.executable, "-c", LOOP, str(rank)])
+
+
+def _ranks_of(pid: int, count: int, timeout: float = 30) -> dict[int, psutil.Process]:
+    """rank -> process, once `pid` has started its `count` sleeping ranks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            ranks = {int(p.cmdline()[-1]): p for p in psutil.Process(pid).children()}
+            if len(ranks) == count:
+                return ranks
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not start {count} ranks within {timeout} s")
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_killed_rank_ends_the_run_at_once_with_its_error(sleeping_ranks):
+    """Rank 2 of 3 is SIGKILLed while rank 0 is in the middle of its share: the run ends within seconds, naming
+    it, and the other rank is stopped."""
+    ranks = {}
+
+    def kill_rank_2():
+        ranks.update(_ranks_of(os.getpid(), 2))
+        os.kill(ranks[2].pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_rank_2)
+    start = time.monotonic()
+    killer.start()
+    try:
+        with pytest.raises(LaunchError, match=r"^evaluation process 2 of 3 was killed by SIGKILL \(its output is "
+                                              r"above; every other evaluation process was stopped\)"):
+            predict_parallel(get_task("sst2"), None, None, "unused", "float32", _sst2_rows(8), [], _settings(4),
+                             num_processes=3)
+    finally:
+        killer.join()
+    assert time.monotonic() - start < PROMPT_S
+    assert all(_gone(p) for p in ranks.values()) and not psutil.Process().children()
+
+
+@pytest.mark.parametrize("num_processes", [1, 2])
+def test_the_timeout_stops_every_rank(sleeping_ranks, num_processes):
+    start = time.monotonic()
+    with pytest.raises(LaunchError, match=rf"^evaluating 8 sst2 examples in {num_processes} process\(es\) did not "
+                                          r"finish within 1 s; every process was stopped \(timeout_s = 1"):
+        predict_parallel(get_task("sst2"), None, None, "unused", "float32", _sst2_rows(8), [], _settings(4),
+                         num_processes=num_processes, timeout_s=1)
+    assert time.monotonic() - start < PROMPT_S
+    assert not psutil.Process().children()
+
+
+PARENT = textwrap.dedent("""
+    import signal, sys, time
+    from tuneval.scoring import parallel
+    from tuneval.scoring.engine import EvalSettings
+    from tuneval.tasks import get_task
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when the test runner ignores SIGINT
+
+    def busy(*args, **kwargs):
+        while True:
+            time.sleep(0.05)
+
+    parallel.predict_raw = busy
+    parallel._rank_command = lambda spec, rank: [sys.executable, "-c", %r, str(rank)]
+    rows = [{"id": str(i), "sentence": "a film", "label": i %% 2} for i in range(8)]
+    settings = EvalSettings(batch_size=4, max_prompt_tokens=256, max_new_tokens=5, num_fewshot=0, seed=1,
+                            chat_template=False)
+    parallel.predict_parallel(get_task("sst2"), None, None, "unused", "float32", rows, [], settings, 3)
+""") % LOOP
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_evaluating_process_stops_every_rank(signum):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO, env=env(), stderr=subprocess.PIPE, text=True)
+    try:
+        ranks = _ranks_of(parent.pid, 2)
+        parent.send_signal(signum)
+        returncode = parent.wait(timeout=PROMPT_S + 10)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert returncode == (128 + signal.SIGTERM if signum == signal.SIGTERM else -signal.SIGINT), parent.stderr.read()
+    assert [rank for rank, p in ranks.items() if not _gone(p)] == [], "no rank may outlive the evaluation"
 
 
 def test_the_pipeline_with_two_eval_processes_writes_the_same_files(tmp_path_factory, tmp_path):
@@ -138,3 +260,26 @@ def test_the_pipeline_with_two_eval_processes_writes_the_same_files(tmp_path_fac
     out = run(["dvc", "repro", "--single-item", *stages], repo)
     assert out.count("in 2 processes") == len(stages) * len(params["eval"]["splits"]), out[-3000:]
     assert run(["git", "status", "--porcelain", "predictions", "metrics"], repo).strip() == ""
+
+
+def test_the_eval_command_passes_timeout_on_and_refuses_one_that_is_not_positive(monkeypatch, capsys):
+    from tuneval import cli
+    from tuneval.models import loading
+    from tuneval.scoring import parallel
+
+    argv = ["eval", "--model", "unused", "--task", "sst2", "--params", str(REPO / "params.yaml")]
+    assert cli.main([*argv, "--timeout", "0"]) == 1
+    assert capsys.readouterr().err == "error: --timeout 0: expected a number of seconds > 0\n"
+
+    seen = []
+
+    def predict_parallel(*args, **kwargs):
+        seen.append(kwargs.get("timeout_s", parallel.DEFAULT_TIMEOUT_S))
+        raise LaunchError("stop here")
+
+    monkeypatch.setattr(cli, "_rows_for", lambda *args: (_sst2_rows(4), [], "test rows"))
+    monkeypatch.setattr(loading, "load_tokenizer", lambda *args, **kwargs: None)
+    monkeypatch.setattr(loading, "load_model", lambda *args, **kwargs: None)
+    monkeypatch.setattr(parallel, "predict_parallel", predict_parallel)
+    assert cli.main([*argv, "--timeout", "90"]) == 1 and cli.main(argv) == 1
+    assert seen == [90.0, parallel.DEFAULT_TIMEOUT_S] and "error: stop here" in capsys.readouterr().err

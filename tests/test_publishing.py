@@ -22,16 +22,22 @@ SST2_VALUES = {"accuracy": (0.5, 0.87654321), "precision": (0.3, 0.9), "recall":
 SST2_ROWS = [
     Row(task="sst2", split="test", n=1000, metric=key, scale="fraction", zeroshot=zs, finetuned=ft,
         zeroshot_ci=Interval(zs - 0.03, zs + 0.03), finetuned_ci=Interval(ft - 0.02, ft + 0.02),
-        delta_ci=Interval(ft - zs - 0.04, ft - zs + 0.04), baseline=0.509, delta_iid_width=0.06, mde=0.056)
+        delta_ci=Interval(ft - zs - 0.04, ft - zs + 0.04), baseline=0.509, delta_iid_width=0.06, mde=0.056,
+        interval="bootstrap, 1000 resamples", iid_interval="bootstrap, 1000 resamples")
     for key, (zs, ft) in SST2_VALUES.items()
 ]
-SQUAD_NAMES = ("Exact match", "F1", "HasAns F1", "NoAns F1", "Answered (%)", "Best F1", "BLEU", "ROUGE-L", "METEOR")
-SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "answer_rate", "f1", "bleu", "rouge", "meteor")
+SQUAD_NAMES = ("Exact match", "F1", "F1 (held-out threshold)", "HasAns F1", "NoAns F1", "Answered (%)",
+               "No-answer AUROC (x100)", "Best F1 (in-sample upper bound)", "BLEU", "ROUGE-L", "METEOR")
+SQUAD_TYPES = ("exact_match", "f1", "f1", "f1", "f1", "answer_rate", "roc_auc", "f1", "bleu", "rouge", "meteor")
+JACKKNIFE = "cluster jackknife t, G−1 = 19 df"
 SQUAD_ROWS = [
     Row(task="squad_v2", split="test", n=130, metric=key, scale="percent", zeroshot=10.0 + i, finetuned=40.5 + i,
-        delta_ci=None if key == "bleu" else Interval(25.0, 36.0))
+        delta_ci=None if key == "bleu" else Interval(25.0, 36.0), interval="" if key == "bleu" else JACKKNIFE,
+        note=f"how {key} is chosen")
     for i, key in enumerate(get_task("squad_v2").metrics.headline)
 ]
+CPU_ROUTE = {"device": "AMD EPYC 7B13 64-Core Processor (avx2)", "device_kind": "cpu", "bf16_route": "fp32_gemms",
+             "threads": 2, "flags": ["avx2"], "versions": {"torch": "2.5.1"}, "git_revision": "abc"}
 
 
 def _results(path):
@@ -78,6 +84,9 @@ def test_sst2_card_round_trip(tmp_path, params):
     assert ("| split | metric | baseline | zero-shot [95% CI] | fine-tuned [95% CI] | Δ [paired 95% CI] "
             "| Δ CI width: clustered / i.i.d. | MDE | n |") in loaded.text
     assert "percentile-bootstrap" in loaded.text and "fractions (0-1)" in loaded.text
+    assert "Used here: `sst2` test: bootstrap, 1000 resamples" in loaded.text
+    assert "compute route: unrecorded (both phases)" in loaded.text  # runs from before routes were recorded
+    assert "## Abstention" not in loaded.text  # SST-2 does not abstain
     assert "not training variance" in loaded.text  # one trained model: the card says what its intervals cover
     assert "0-shot, chat template off, prompt `0123456789ab`, dtype float32" in loaded.text
     assert "12,345 total" in loaded.text
@@ -99,15 +108,36 @@ def test_squad_card_round_trip(tmp_path, params):
                 assert result.metric_type == metric_type
                 assert result.task_type == "question-answering"
                 assert result.dataset_type == "rajpurkar/squad_v2"
-    assert SQUAD_NAMES[4] == "Answered (%)" and get_task("squad_v2").metrics.headline[4] == "answered"
+    headline = get_task("squad_v2").metrics.headline
+    assert SQUAD_NAMES[5] == "Answered (%)" and headline[5] == "answered"
     assert "| test | Exact match | – | 10.00 | 40.50 | **+30.50** [+25.00, +36.00] | 11.00 / – | – | 130 |" in (
         loaded.text)
-    assert "| test | BLEU | – | 16.00 | 46.50 | +30.50 | – / – | – | 130 |" in loaded.text  # no interval, no bold
+    bleu = headline.index("bleu")
+    assert (f"| test | BLEU | – | {10 + bleu:.2f} | {40.5 + bleu:.2f} | +30.50 | – / – | – | 130 |"
+            in loaded.text)  # no interval, no bold
+    assert "| test | Best F1 (in-sample upper bound) |" in loaded.text
+    assert f"Used here: `squad_v2` test: {JACKKNIFE}" in loaded.text
+    abstention = loaded.text.split("## Abstention")[1].split("\n## ")[0]
+    for key in ("f1", "heldout_f1", "best_f1", "no_answer_auroc", "answered"):  # the abstention numbers, each phase
+        i = headline.index(key)
+        name = SQUAD_NAMES[i]
+        assert (f"  - {name}: zero-shot {10 + i:.2f}, fine-tuned {40.5 + i:.2f}; Δ +30.50 [+25.00, +36.00] "
+                f"({JACKKNIFE}).") in abstention, key
+    assert "How heldout_f1 is chosen." in abstention and "How best_f1 is chosen." in abstention
     assert "No interval: squad_v2 bleu." in loaded.text
     assert "percentages (0-100)" in loaded.text
     assert f"batch size {params.batch_size}, training seed {params.seed}" in loaded.text
     assert (f"a seeded draw of {params.data.train_examples['squad_v2']} from the train side of an 80/20\n"
             f"  split (data.seed {params.data.seed})") in loaded.text
+
+
+def test_card_states_the_compute_route(params):
+    from tuneval.route import route_line
+
+    runs = {"zeroshot": {**RUN, "route": CPU_ROUTE}, "finetuned": {**RUN, "route": CPU_ROUTE}}
+    sections = card_sections(get_task("sst2"), params, "me/x", SST2_ROWS, runs, COUNTS)
+    results = next(section for section in sections if section.startswith("## Results"))
+    assert f"compute route: {route_line(CPU_ROUTE)} (both phases)." in results
 
 
 def test_card_names_hub_base_model(tmp_path, params):

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from repo_helpers import SMALL, copy_repo, env, git_commit, merge, run
 
-from tuneval import pipeline
 from tuneval.config import load_params
+from tuneval.models.base import base_model
 from tuneval.models.loading import ModelLoadError, load_model, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,7 +293,7 @@ def test_hub_failure_when_pinning_the_base_model_names_model_cause_and_fix(tmp_p
     params = dataclasses.replace(params, model=dataclasses.replace(params.model, name=HUB_MODEL))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelLoadError) as excinfo:
-        pipeline.base_model(params)
+        base_model(params)
     message = str(excinfo.value)
     assert message.startswith(f"Could not load model {HUB_MODEL!r}: ")
     for word in words:

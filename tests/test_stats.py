@@ -11,19 +11,31 @@ import numpy as np
 import pytest
 
 from tuneval.errors import DataError
-from tuneval.scoring.engine import score
 from tuneval.scoring.metrics import classification_metrics
+from tuneval.scoring.scores import score
 from tuneval.scoring.stats import (
+    BOOTSTRAP,
+    JACKKNIFE,
     MDE_FACTOR,
     MIN_CLUSTERS,
+    MIN_JACKKNIFE_CLUSTERS,
+    NO_INTERVAL,
     Interval,
     Paired,
+    Resampling,
     align_by_id,
     classification_from_confusion,
     cluster_labels,
+    iid_resampling,
+    jackknife_counts,
+    jackknife_se,
     mcnemar_exact,
+    mde_factor,
     paired_bootstrap,
+    paired_intervals,
+    paired_jackknife,
     percentile_interval,
+    phase_interval,
     prediction_statistic,
     resample_counts,
     resampling,
@@ -216,8 +228,12 @@ def test_sst2_statistic_reproduces_score_on_resamples(records):
 
 
 def test_squad_statistic_reproduces_score_on_resamples(wordnet_ready):
+    """Every key on every resample, except the held-out threshold F1 on resamples: its article folds are dealt once,
+    on the scored set, and a resample keeps them (an expanded resample would deal its own: test_abstention checks
+    the resampled cross-fit by brute force)."""
     records = squad_records(150, seed=3)
-    keys = [*SQUAD.metrics.headline, "best_exact", "HasAns_exact", "NoAns_exact", "rouge1", "rouge2", "rougeLsum"]
+    keys = [*SQUAD.metrics.headline, "best_exact", "HasAns_exact", "NoAns_exact", "rouge1", "rouge2", "rougeLsum",
+            "heldout_exact"]
     statistic = prediction_statistic(SQUAD, records, keys)
     counts = np.concatenate([np.ones((1, len(records))), next(resample_counts(len(records), 4, seed=2))])
     resampled = statistic(counts)
@@ -225,6 +241,8 @@ def test_squad_statistic_reproduces_score_on_resamples(wordnet_ready):
     for row, row_counts in enumerate(counts):
         expected = score(SQUAD, expand(records, row_counts))
         for key, values in resampled.items():
+            if key.startswith("heldout_") and row > 0:
+                continue
             assert values[row] == pytest.approx(expected[key], abs=1e-9), (key, row)
 
 
@@ -260,41 +278,61 @@ def test_align_by_id_matches_records_and_refuses_different_examples():
         align_by_id(a, [*b, {"id": "1"}])
 
 
-# ------------------------------------------------------------------------------------- the bootstrap's unit
+# ------------------------------------------------------------------------------- the unit and the method
 def test_two_articles_give_no_honest_interval():
-    """A cluster bootstrap over 2 articles has 3 possible resamples: no interval, and the report says why."""
+    """Two articles allow no interval (a cluster bootstrap has 3 possible resamples, a jackknife 1 df): none, and
+    the report says why; the finer contexts are not resampled instead (they nest in the articles)."""
     records = squad_records(40, per_article=20, per_context=4)  # 2 articles, 10 contexts
     unit = resampling(SQUAD, records)
-    assert (unit.unit, unit.labels, unit.honest) == ("none", None, False)
+    assert (unit.unit, unit.labels, unit.method, unit.honest, unit.has_interval) == (
+        "none", None, NO_INTERVAL, False, False)
     assert unit.counts == {"article": 2, "context": 10}
-    assert unit.describe() == f"no honest interval: 2 articles, 10 contexts, fewer than {MIN_CLUSTERS} clusters"
+    assert unit.describe() == (f"no honest interval: 2 articles, 10 contexts, fewer than {MIN_JACKKNIFE_CLUSTERS} "
+                               "clusters")
+    assert unit.interval() == "no interval"
     with pytest.raises(DataError, match="no honest interval") as excinfo:
         cluster_labels(SQUAD, records)
     assert "squad_v2" in str(excinfo.value) and "40 examples" in str(excinfo.value)
 
 
-def test_too_few_articles_fall_back_to_contexts():
-    records = squad_records(60, per_article=30, per_context=2)  # 2 articles, 30 contexts
+@pytest.mark.parametrize("articles", [MIN_JACKKNIFE_CLUSTERS, 20, MIN_CLUSTERS - 1])
+def test_fewer_than_30_articles_use_the_jackknife_of_articles_never_contexts(articles):
+    records = squad_records(articles * 3, per_article=3, per_context=1)  # >= 30 contexts in most cases
     unit = resampling(SQUAD, records)
-    assert unit.unit == "context" and unit.honest
-    assert unit.labels == [r["cluster"]["context"] for r in records]
-    assert unit.describe() == "whole contexts (2 articles, 30 contexts)"
-    assert cluster_labels(SQUAD, records) == (unit.labels, "context")
+    assert (unit.unit, unit.method, unit.clusters, unit.df) == ("article", JACKKNIFE, articles, articles - 1)
+    assert unit.labels == [r["cluster"]["title"] for r in records]
+    assert unit.counts == {"article": articles, "context": articles * 3}
+    assert not unit.honest and unit.has_interval  # a cluster bootstrap would be too narrow; the jackknife is not
+    assert unit.describe() == f"whole articles ({articles} articles)"
+    assert unit.interval() == f"cluster jackknife t, G−1 = {articles - 1} df"
+    assert cluster_labels(SQUAD, records) == (unit.labels, "article")
 
 
 def test_enough_articles_resample_articles():
     records = squad_records(120, per_article=4, per_context=2)  # 30 articles, 60 contexts
     unit = resampling(SQUAD, records)
-    assert (unit.unit, unit.counts) == ("article", {"article": 30})  # the coarsest unit that has enough
+    assert (unit.unit, unit.counts, unit.method) == ("article", {"article": 30, "context": 60}, BOOTSTRAP)
     assert unit.labels == [r["cluster"]["title"] for r in records]
-    assert unit.describe().startswith("whole articles (30 articles")
+    assert unit.describe() == "whole articles (30 articles)" and unit.honest and unit.df is None
+    assert unit.interval() == "cluster bootstrap, 1000 resamples"
+    assert resampling(SQUAD, records, resamples=250).interval() == "cluster bootstrap, 250 resamples"
     assert cluster_labels(SQUAD, records) == (unit.labels, "article")
 
 
-def test_independent_examples_resample_examples():
-    unit = resampling(SST2, sst2_records(10, right=0.5))
-    assert (unit.unit, unit.labels, unit.honest, unit.describe()) == ("example", None, True, "examples (i.i.d.)")
-    assert cluster_labels(SST2, sst2_records(3, right=0.5)) == (None, "example")
+@pytest.mark.parametrize(("n", "method", "interval"), [
+    (MIN_CLUSTERS, BOOTSTRAP, "bootstrap, 1000 resamples"),
+    (MIN_CLUSTERS - 1, JACKKNIFE, f"jackknife t, n−1 = {MIN_CLUSTERS - 2} df"),
+    (MIN_JACKKNIFE_CLUSTERS - 1, NO_INTERVAL, "no interval")])
+def test_independent_examples_are_their_own_clusters(n, method, interval):
+    unit = resampling(SST2, sst2_records(n, right=0.5))
+    assert (unit.unit, unit.labels, unit.method) == ("example", None, method)
+    assert unit.clusters == n and unit.interval() == interval
+    assert unit == iid_resampling(n)
+    if method != NO_INTERVAL:
+        assert unit.describe() == "examples (i.i.d.)"
+        assert cluster_labels(SST2, sst2_records(n, 0.5)) == (None, "example")
+    else:
+        assert unit.describe().startswith("no honest interval")
 
 
 def test_records_without_cluster_keys_are_refused():
@@ -317,6 +355,120 @@ def test_clustered_outcomes_widen_the_interval():
     assert clustered.delta == iid.delta
     assert clustered.delta_ci.width > 1.5 * iid.delta_ci.width
     assert clustered.delta_se > 1.5 * iid.delta_se
+
+
+# ---------------------------------------------------------------------------------------------- the jackknife
+def test_jackknife_counts_delete_one_cluster_each():
+    labels = ["b", "a", "c", "a", "b", "b"]
+    counts = jackknife_counts(6, labels)
+    assert counts.tolist() == [[1, 0, 1, 0, 1, 1], [0, 1, 1, 1, 0, 0], [1, 1, 0, 1, 1, 1]]  # a, b, c deleted
+    assert jackknife_counts(3).tolist() == [[0, 1, 1], [1, 0, 1], [1, 1, 0]]
+    with pytest.raises(ValueError, match="cluster labels"):
+        jackknife_counts(5, labels)
+
+
+def test_jackknife_se_of_a_mean_is_the_textbook_standard_error():
+    """For the mean of equal-sized clusters the jackknife SE is exactly sd(cluster means) / sqrt(G), and with one
+    example per cluster sd(examples) / sqrt(n)."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=60)
+    labels = [f"c{i // 6}" for i in range(60)]  # 10 clusters of 6
+    mean = constant({"mean": values})
+    replicates = mean(jackknife_counts(60, labels))["mean"]
+    cluster_means = values.reshape(10, 6).mean(axis=1)
+    assert jackknife_se(replicates) == pytest.approx(cluster_means.std(ddof=1) / np.sqrt(10), rel=1e-12)
+    assert jackknife_se(mean(jackknife_counts(60))["mean"]) == pytest.approx(values.std(ddof=1) / np.sqrt(60),
+                                                                             rel=1e-12)
+    assert jackknife_se(np.array([1.0, np.nan, 2.0])) is None and jackknife_se(np.array([1.0])) is None
+
+
+def test_few_clusters_get_a_t_interval_on_g_minus_1_df():
+    from scipy.stats import t
+
+    rng = np.random.default_rng(5)
+    labels = [f"a{i // 8:02d}" for i in range(96)]  # 12 clusters
+    effect = {label: rng.normal() for label in set(labels)}
+    first = np.array([effect[label] + rng.normal() for label in labels])
+    second = first + 0.3 + rng.normal(scale=0.5, size=96)
+    stats = constant({"m": first}), constant({"m": second})
+    unit = Resampling("article", labels, {"article": 12}, JACKKNIFE, 96)
+    result = paired_intervals(*stats, 96, unit)["m"]
+    assert result == paired_jackknife(*stats, 96, clusters=labels, method=unit.interval())["m"]
+    assert (result.method, result.df) == ("cluster jackknife t, G−1 = 11 df", 11)
+    deleted = jackknife_counts(96, labels)
+    replicates = deleted @ second / deleted.sum(axis=1) - deleted @ first / deleted.sum(axis=1)
+    se = np.sqrt(11 / 12 * ((replicates - replicates.mean()) ** 2).sum())
+    half = t.ppf(0.975, 11) * se
+    assert result.delta == pytest.approx(second.mean() - first.mean(), abs=1e-12)
+    assert result.delta_se == pytest.approx(se, rel=1e-12)
+    assert (result.delta_ci.low, result.delta_ci.high) == pytest.approx((result.delta - half, result.delta + half))
+    assert result.first_ci.low < first.mean() < result.first_ci.high
+    assert result.mde == pytest.approx((t.ppf(0.975, 11) + t.ppf(0.8, 11)) * se, rel=1e-9)
+    assert mde_factor(11) > MDE_FACTOR and mde_factor(None) == MDE_FACTOR  # t quantiles are wider than z ones
+    same = paired_intervals(stats[0], stats[0], 96, unit)["m"]
+    assert (same.delta_ci, same.delta_se) == (Interval(0.0, 0.0), 0.0)
+
+
+def test_the_method_follows_the_number_of_clusters():
+    """>= 30 clusters: exactly paired_bootstrap over them; fewer: the jackknife; < MIN_JACKKNIFE_CLUSTERS: values,
+    no intervals. Never examples as if independent."""
+    values = np.random.default_rng(2).normal(size=(2, 120))
+    stats = constant({"m": values[0]}), constant({"m": values[1]})
+    labels30 = [f"a{i // 4:02d}" for i in range(120)]
+    many = paired_intervals(*stats, 120, Resampling("article", labels30, {"article": 30}, BOOTSTRAP, 120), seed=3)
+    assert many == paired_bootstrap(*stats, 120, seed=3, clusters=labels30, method="cluster bootstrap, 1000 resamples")
+    assert many["m"].df is None and many["m"].method == "cluster bootstrap, 1000 resamples"
+    labels6 = [f"a{i // 20}" for i in range(120)]
+    few = paired_intervals(*stats, 120, Resampling("article", labels6, {"article": 6}, JACKKNIFE, 120))["m"]
+    assert few.df == 5 and few.method == "cluster jackknife t, G−1 = 5 df"
+    iid = paired_bootstrap(*stats, 120, seed=0)["m"]
+    assert few.delta_ci != iid.delta_ci
+    none = paired_intervals(*stats, 120, Resampling("none", None, {"article": 3}, NO_INTERVAL, 120))["m"]
+    assert (none.first_ci, none.second_ci, none.delta_ci, none.mde, none.method) == (None, None, None, None, "")
+    assert none.delta == pytest.approx(values[1].mean() - values[0].mean())
+
+
+def test_an_undefined_jackknife_replicate_leaves_no_interval():
+    """The only answerable questions lie in one article: deleting it leaves HasAns_f1 undefined, so no interval
+    (rather than a G−2 replicate SE on G−1 df)."""
+    records = squad_records(60, per_article=6, per_context=2)  # 10 articles
+    records = [dict(r, gold=["the sun"] if i < 6 else []) for i, r in enumerate(records)]
+    stat = prediction_statistic(SQUAD, records, ["HasAns_f1", "exact"])
+    result = paired_intervals(stat, stat, 60, resampling(SQUAD, records))
+    assert result["HasAns_f1"].first_ci is None and result["HasAns_f1"].delta_ci is None
+    assert result["exact"].first_ci is not None
+
+
+def test_jackknife_t_covers_where_a_few_cluster_bootstrap_does_not():
+    """Monte Carlo (seeded) on 8 clusters of 10 strongly correlated outcomes: the jackknife t interval of the mean
+    covers the true mean about 95% of the time; the percentile cluster bootstrap, too narrow with so few clusters,
+    covers less often."""
+    rng = np.random.default_rng(11)
+    labels = [f"c{i // 10}" for i in range(80)]
+    unit = Resampling("cluster", labels, {"cluster": 8}, JACKKNIFE, 80)
+    jackknife = bootstrap = 0
+    runs = 300
+    for run in range(runs):
+        values = np.repeat(rng.normal(size=8), 10) + rng.normal(scale=0.3, size=80)  # true mean 0
+        stat = constant({"m": values})
+        jackknife += paired_intervals(stat, stat, 80, unit)["m"].first_ci.excludes(0.0) is False
+        boot = paired_bootstrap(stat, stat, 80, resamples=200, seed=run, clusters=labels)["m"].first_ci
+        bootstrap += boot.excludes(0.0) is False
+    assert jackknife / runs >= 0.91
+    assert bootstrap / runs < jackknife / runs - 0.02
+
+
+def test_phase_interval_is_the_first_ci_of_paired_intervals():
+    records = squad_records(60, per_article=3, per_context=1)  # 20 articles: the jackknife
+    stat = prediction_statistic(SQUAD, records, ["exact"])
+    paired = paired_intervals(stat, stat, 60, resampling(SQUAD, records))["exact"]
+    assert phase_interval(SQUAD, records, "exact") == paired.first_ci is not None
+    many = sst2_records(200, right=0.7)
+    unit = resampling(SST2, many)
+    first = paired_intervals(prediction_statistic(SST2, many, ["accuracy"]),
+                             prediction_statistic(SST2, many, ["accuracy"]), 200, unit, seed=4)["accuracy"].first_ci
+    assert phase_interval(SST2, many, "accuracy", seed=4) == first
+    assert phase_interval(SST2, many, "no_such_metric") is None
 
 
 # ------------------------------------------------------------------------------------- SE, MDE and McNemar
@@ -376,7 +528,8 @@ def test_answered_matches_answer_rate_and_score_on_the_full_set(wordnet_ready):
 
 def test_engine_cluster_keys_on_the_bundled_dev_sample_resample_articles(repo_root):
     """evaluation.predict records each row's cluster fields (a long context as a 12-hex digest); on the bundled
-    SQuAD v2 dev sample (560 questions, 35 articles, 452 contexts) the bootstrap resamples whole articles."""
+    SQuAD v2 dev set the intervals resample whole articles (by the bootstrap with 30 or more, the jackknife with
+    fewer), never the contexts nested in them."""
     import hashlib
 
     from tuneval.io import read_jsonl
@@ -388,8 +541,10 @@ def test_engine_cluster_keys_on_the_bundled_dev_sample_resample_articles(repo_ro
                        "context": hashlib.sha256(rows[0]["context"].encode()).hexdigest()[:12]}
     assert cluster_keys(SQUAD, {"title": "Short", "context": "A short context."}) == {
         "title": "Short", "context": "A short context."}
-    assert len({k["context"] for k in keys}) == len({r["context"] for r in rows}) == 452
+    contexts, articles = len({r["context"] for r in rows}), len({r["title"] for r in rows})
+    assert len({k["context"] for k in keys}) == contexts > articles > 1
     unit = resampling(SQUAD, [{"id": r["id"], "cluster": k} for r, k in zip(rows, keys, strict=True)])
-    assert (unit.unit, unit.counts) == ("article", {"article": 35})
-    assert unit.describe() == "whole articles (35 articles)"
+    assert (unit.unit, unit.counts) == ("article", {"article": articles, "context": contexts})
+    assert unit.method == (BOOTSTRAP if articles >= MIN_CLUSTERS else JACKKNIFE)
+    assert unit.describe() == f"whole articles ({articles} articles)"
     assert cluster_keys(SST2, {"id": "1", "sentence": "x", "label": 0}) == {}

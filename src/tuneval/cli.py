@@ -2,6 +2,8 @@
 
     tuneval eval --model models/sst2 --task sst2 --split validation [--num-fewshot K] [--limit N] [--out f.json]
     tuneval compare EXP_A EXP_B [EXP_C ...] [--task T] [--split S] [--metric M] [--json PATH]   (tuneval.report.compare)
+    tuneval agree [--rev REV] [--task T] [--phase P] [--json [PATH]]   (tuneval.report.agreement: a rerun vs git)
+    tuneval curve --param KEY --task T [--metric M] [--experiments all|NAME ...] [--out DIR]   (tuneval.report.curve)
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ from pathlib import Path
 from tuneval.config import load_params
 from tuneval.errors import ConfigError, DataError, report_error
 from tuneval.io import read_jsonl, write_json
-from tuneval.report import compare
+from tuneval.report import agreement, compare, curve
 
 
 def _rows_for(task, split: str, data_dir: Path | None, params) -> tuple[list[dict], list[dict], str]:
-    """(rows to score, train rows for few-shot, where the rows came from): pipeline outputs if present, else the
-    raw data."""
+    """(rows to score, rows for few-shot demonstrations, where the rows came from): pipeline outputs if present
+    (demonstrations from the split's pool, as the eval stages draw them), else the raw data."""
     from tuneval import paths
     from tuneval.data import load_raw, normalize
 
     if data_dir is None and paths.eval_rows_file(task.name, split).is_file():
-        train = paths.split_file(task.name, "train")
+        train = paths.split_file(task.name, "pool")
         source = paths.eval_rows_file(task.name, split)
         what = ("the pipeline's 80/20 holdout" if split == "test" else
                 f"the pipeline's prepared copy (data.validation_examples.{task.name} = "
@@ -58,14 +60,17 @@ FLAG_MINIMUMS = {"num_processes": 1, "batch_size": 1, "limit": 1, "num_fewshot":
 def cmd_eval(args: argparse.Namespace) -> int:
     from tuneval.data import draw
     from tuneval.models.loading import load_model, load_tokenizer
-    from tuneval.scoring.engine import EvalSettings, score
+    from tuneval.scoring.engine import EvalSettings
     from tuneval.scoring.parallel import check_processes, predict_parallel
+    from tuneval.scoring.scores import score
     from tuneval.tasks import get_task
 
     for name, low in FLAG_MINIMUMS.items():  # refused before any work, like params.yaml's values
         value = getattr(args, name)
         if value is not None and value < low:
             raise ConfigError(f"--{name.replace('_', '-')} {value}: expected an integer >= {low}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ConfigError(f"--timeout {args.timeout:g}: expected a number of seconds > 0")
     params = load_params(args.params)
     processes = params.eval.num_processes if args.num_processes is None else args.num_processes
     check_processes(processes, "eval.num_processes" if args.num_processes is None else "--num-processes")
@@ -80,7 +85,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(model_path)
     dtype = args.dtype or params.model.dtype
     model = load_model(model_path, dtype=dtype)
-    predictions = predict_parallel(task, model, tokenizer, model_path, dtype, rows, train_rows, settings, processes)
+    timeout = {} if args.timeout is None else {"timeout_s": args.timeout}  # else predict_parallel's default
+    predictions = predict_parallel(task, model, tokenizer, model_path, dtype, rows, train_rows, settings, processes,
+                                   **timeout)
     scores = score(task, predictions)
     print(f"{task.name} [{args.split}] {len(rows):,} examples, {settings.num_fewshot}-shot, model {args.model}")
     for key, value in scores.items():
@@ -108,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--batch-size", type=int, default=None)
     ev.add_argument("--num-processes", type=int, default=None,
                     help="data-parallel scoring processes, one per GPU (default: eval.num_processes)")
+    ev.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="stop every scoring process with an error when the split takes longer (default: 86400)")
     ev.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
                     help="weights and compute dtype (default: model.dtype)")
     ev.add_argument("--data-dir", type=Path, default=None,
@@ -115,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--params", default="params.yaml")
     ev.add_argument("--out", default=None, help="write metrics JSON here (+ .predictions.json beside it)")
     compare.add_parser(sub)  # `tuneval compare`: its arguments and command live in tuneval.report.compare
+    agreement.add_parser(sub)  # `tuneval agree`: likewise in tuneval.report.agreement
+    curve.add_parser(sub)  # `tuneval curve`: likewise in tuneval.report.curve
     args = parser.parse_args(argv)
+    commands = {"compare": compare.cmd_compare, "agree": agreement.cmd_agree, "curve": curve.cmd_curve}
     try:
-        return compare.cmd_compare(args) if args.command == "compare" else cmd_eval(args)
+        return commands.get(args.command, cmd_eval)(args)
     except Exception as err:  # noqa: BLE001 - as in stages: a user error is one paragraph, a bug its traceback
         report_error(err)
         return 1

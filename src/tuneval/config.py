@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tuneval.errors import ConfigError
-from tuneval.tasks import TASK_NAMES
+from tuneval.tasks import TASK_NAMES, get_task
 
 # The dataclasses below give every key its type and no default: params.yaml is the one place defaults are written
 # (with a comment saying what each feeds), and a key missing from a params file is an error naming it, never a
@@ -51,11 +51,15 @@ class DataConfig:
     unanswerable_share: float
     test_examples: int | None
     validation_examples: dict[str, int | None]  # per task
+    draw_seed: int  # the training draw only: vary it to redraw training examples, the split and scored rows stay
+    reserved_articles: dict[str, int | None]  # per task: official-validation articles kept for training (None: off)
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     test_size: float
+    min_train_articles: int  # a clustered task's training draw spreads over at least this many articles
+    max_article_share: float  # and no article supplies more than this fraction of it
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,10 @@ class TrainConfig:
     per_device_batch_size: int | dict[str, int]  # one size for every task, or per task (micro_batch_size)
     warmup_steps: float  # < 1: a fraction of all optimizer steps; a whole number >= 1: steps
     weight_decay: float
-    logging_steps: int
+    log_points: int  # training-loss and eval-loss points per run: every max(1, steps // log_points) steps
     group_by_length: bool
     packing: bool
     eval_examples: int | None
-    eval_steps: int
     num_processes: int
     num_machines: int
     accelerate_config: str | None
@@ -110,6 +113,11 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    allow_mixed_routes: bool  # pair phases scored on different compute routes (labelled), instead of refusing
+
+
+@dataclass(frozen=True)
 class Params:
     lr: float
     epochs: int
@@ -122,6 +130,7 @@ class Params:
     train: TrainConfig
     eval: EvalConfig
     publish: PublishConfig
+    report: ReportConfig
 
 
 TINY_MODELS = {"tiny-llama": "llama", "tiny-gemma2": "gemma2"}
@@ -249,6 +258,22 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(math.isfinite(p.lr) and p.lr > 0, src, "lr", p.lr, "a finite learning rate > 0")
     _require(p.epochs >= 1, src, "epochs", p.epochs, "an integer >= 1")
     _require(p.batch_size >= 1, src, "batch_size", p.batch_size, "an integer >= 1")
+    for key, value in (("seed", p.seed), ("data.seed", p.data.seed), ("data.draw_seed", p.data.draw_seed)):
+        _require(value >= 0, src, key, value, "a seed >= 0 (numpy and the Trainer take no negative seeds)")
+    _require(bool(p.tasks), src, "tasks", p.tasks, "at least one task")
+    for key, value in (("model.name", p.model.name), ("model.revision", p.model.revision),
+                       ("data.local_dir", p.data.local_dir), ("publish.license", p.publish.license)):
+        _require(bool(value.strip()), src, key, value, "a non-empty string")
+    for key, value in (("model.gguf_file", p.model.gguf_file), ("publish.repo_id", p.publish.repo_id)):
+        _require(value is None or bool(value.strip()), src, key, value, "null or a non-empty string")
+    for field in dataclasses.fields(TinyModelConfig):
+        value = getattr(p.model.tiny, field.name)
+        _require(value >= 1, src, f"model.tiny.{field.name}", value, "an integer >= 1")
+    tiny = p.model.tiny
+    _require(tiny.hidden_size % tiny.num_heads == 0 and tiny.num_heads % tiny.num_kv_heads == 0, src,
+             "model.tiny.num_heads", tiny.num_heads,
+             f"a divisor of model.tiny.hidden_size = {tiny.hidden_size} and a multiple of model.tiny.num_kv_heads = "
+             f"{tiny.num_kv_heads}")
     for i, task in enumerate(p.tasks):
         _require(task in TASK_NAMES, src, f"tasks[{i}]", task, f"one of {', '.join(TASK_NAMES)}")
     _require(p.data.source in DATA_SOURCES, src, "data.source", p.data.source, f"one of {DATA_SOURCES}")
@@ -263,6 +288,17 @@ def _check_ranges(p: Params, src: Path) -> None:
         _require_every_task(getattr(p.data, key), p.tasks, src, f"data.{key}", "; empty = all")
     _require(0 <= p.data.unanswerable_share < 1, src, "data.unanswerable_share", p.data.unanswerable_share,
              "a fraction in [0, 1) (the official SQuAD v2 train set: 0.334)")
+    _require_every_task(p.data.reserved_articles, p.tasks, src, "data.reserved_articles", "; empty = the official "
+                        "protocol")
+    for task, n in p.data.reserved_articles.items():
+        grouped = task in TASK_NAMES and get_task(task).group_by is not None
+        _require(n is None or (grouped and _is_int(n) and n >= 2), src, f"data.reserved_articles.{task}", n,
+                 "empty (train on the train split) or, for a task with articles, a number of articles >= 2"
+                 if grouped else f"empty: {task} has no articles (no group_by in its task YAML)")
+    _require(_is_int(p.split.min_train_articles) and p.split.min_train_articles >= 1, src,
+             "split.min_train_articles", p.split.min_train_articles, "an integer >= 1")
+    _require(0 < p.split.max_article_share <= 1, src, "split.max_article_share", p.split.max_article_share,
+             "a fraction in (0, 1]")
     _require(p.train.method in TRAIN_METHODS, src, "train.method", p.train.method, f"one of {TRAIN_METHODS}")
     _require(p.model.dtype in DTYPES, src, "model.dtype", p.model.dtype, f"one of {DTYPES}")
     _require(p.train.attn_implementation in ATTN_IMPLEMENTATIONS, src, "train.attn_implementation",
@@ -286,7 +322,8 @@ def _check_ranges(p: Params, src: Path) -> None:
         )
     _require(p.train.eval_examples is None or p.train.eval_examples >= 1, src, "train.eval_examples",
              p.train.eval_examples, "null (no eval loss) or >= 1 validation examples")
-    _require(p.train.eval_steps >= 1, src, "train.eval_steps", p.train.eval_steps, ">= 1 optimizer steps")
+    _require(p.train.log_points >= 1, src, "train.log_points", p.train.log_points,
+             ">= 1 loss points per training run")
     _require(p.train.num_machines >= 1 and p.train.num_processes % p.train.num_machines == 0, src,
              "train.num_machines", p.train.num_machines,
              f"an integer >= 1 that divides train.num_processes={p.train.num_processes} (every machine runs "
@@ -301,6 +338,8 @@ def _check_ranges(p: Params, src: Path) -> None:
     _require(p.train.save_steps is None or p.train.save_steps >= 1, src, "train.save_steps", p.train.save_steps,
              "null (no checkpoints) or >= 1 optimizer steps")
     _require(p.train.lora.r >= 1, src, "train.lora.r", p.train.lora.r, "a LoRA rank >= 1")
+    _require(p.train.lora.alpha > 0, src, "train.lora.alpha", p.train.lora.alpha, "a LoRA scaling > 0")
+    _require(p.train.weight_decay >= 0, src, "train.weight_decay", p.train.weight_decay, "a weight decay >= 0")
     _require(0 <= p.train.lora.dropout < 1, src, "train.lora.dropout", p.train.lora.dropout, "a fraction in [0, 1)")
     _require(bool(p.train.lora.target_modules), src, "train.lora.target_modules", p.train.lora.target_modules,
              "at least one module name (e.g. q_proj)")

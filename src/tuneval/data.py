@@ -1,26 +1,65 @@
-"""Raw data -> validated, normalized JSONL (prepare) -> seeded 80/20 split and training draw (split).
+"""The prepare stage: raw data -> validated, normalized JSONL under data/prepared/<task>.
 
-Every cap is a seeded random draw (`data.seed`), never the head of a file, and keeps the file's order. SQuAD v2's
-split keeps whole articles on one side and stratifies articles by whether they hold unanswerable questions, so
-both sides have abstentions for any seed; its training draw holds `data.unanswerable_share` of them.
+Every cap is a seeded random draw (`data.seed`), never the head of a file, and keeps the file's order. With
+`data.reserved_articles.<task>` set, a seeded draw of whole articles of the official validation set becomes the
+training data (the split stage divides it into training and development articles) and the other articles are
+scored: the protocol when the train data cannot give a draw in which the article does not predict the answer.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tuneval import paths
 from tuneval.config import Params
 from tuneval.errors import DataError
-from tuneval.io import read_jsonl
-from tuneval.tasks import Task
+from tuneval.io import atomic_path, read_jsonl, write_jsonl
+from tuneval.tasks import Task, get_task
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 RAW_SPLITS = ("train", "validation")
 _TYPES = {"int": int, "str": str, "list[str]": list, "list[int]": list}
+
+
+def prepare(task_name: str, params: Params) -> None:
+    """Raw data (sample | local | hub) -> validated, normalized data/prepared/<task>/{train,validation}; the
+    validation split drawn to data.validation_examples.<task> (seeded, file order kept)."""
+    task = get_task(task_name)
+    reserved = params.data.reserved_articles[task.name]
+    splits = ("validation",) if reserved else RAW_SPLITS  # reserved articles replace the train file
+    loaded = {split: load_raw(task, split, params) for split in splits}  # validate all before writing any
+    rows, origin = loaded["validation"]
+    if reserved:
+        train, rows = reserve_articles(task, rows, reserved, params.data.seed, origin)
+        loaded["train"] = train, f"{origin} ({reserved} reserved articles)"
+        origin = f"{origin} (the other {len({r[task.group_by] for r in rows})} articles)"
+    wanted = params.data.validation_examples[task.name]
+    loaded["validation"] = draw(rows, wanted, f"{params.data.seed}-validation"), origin
+    with atomic_path(paths.prepared(task.name, "train").parent) as out:
+        out.mkdir()
+        for split in RAW_SPLITS:
+            rows, origin = loaded[split]
+            write_jsonl(out / f"{split}.jsonl", normalize(task, rows))
+            facts = composition(task, rows)
+            print(f"{task.name}/{split}: {len(rows):,} rows from {origin}" + (f" ({facts})" if facts else ""))
+
+
+def reserve_articles(task: Task, rows: list[dict[str, Any]], n: int, seed: int, origin: str,
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows of a seeded draw of `n` whole articles, rows of the others), each in file order."""
+    if not task.group_by:
+        raise DataError(f"data.reserved_articles.{task.name} = {n}: {task.name} has no articles (no group_by in "
+                        "its task YAML); leave it empty")
+    titles = sorted({row[task.group_by] for row in rows})
+    if not 2 <= n <= len(titles) - 2:
+        raise DataError(f"{origin}: data.reserved_articles.{task.name} = {n}, but the file holds {len(titles)} "
+                        f"articles: expected 2 to {len(titles) - 2}, so that training, development and scored "
+                        "articles are all non-empty")
+    kept = set(random.Random(f"{seed}-reserve").sample(titles, n))
+    return [r for r in rows if r[task.group_by] in kept], [r for r in rows if r[task.group_by] not in kept]
 
 
 def load_raw(task: Task, split: str, params: Params) -> tuple[list[dict[str, Any]], str]:
@@ -42,28 +81,6 @@ def draw(rows: list[dict[str, Any]], n: int | None, seed: int | str) -> list[dic
         return list(rows)
     keep = set(random.Random(seed).sample(range(len(rows)), n))
     return [row for i, row in enumerate(rows) if i in keep]
-
-
-def draw_training(task: Task, rows: list[dict[str, Any]], n: int | None, share: float, seed: int,
-                  origin: str) -> list[dict[str, Any]]:
-    """The fine-tuning draw: n rows; for a task with abstentions, round(share * n) of them unanswerable.
-
-    DataError, naming the numbers, when the train side cannot give that many of either kind."""
-    if task.abstain is None or n is None:
-        return draw(rows, n, f"{seed}-train")
-    unanswerable = [row for row in rows if task.abstains(row)]
-    answerable = [row for row in rows if not task.abstains(row)]
-    wanted = round(share * n)
-    if wanted > len(unanswerable) or n - wanted > len(answerable):
-        raise DataError(
-            f"{origin}: data.train_examples.{task.name} = {n} with data.unanswerable_share = {share} needs {wanted} "
-            f"unanswerable and {n - wanted} answerable questions, but the train side of the split holds "
-            f"{len(unanswerable)} and {len(answerable)}: lower data.train_examples.{task.name} or the share, or use "
-            "more data (data.source)"
-        )
-    keep = {id(r) for r in draw(unanswerable, wanted, f"{seed}-unanswerable")}
-    keep |= {id(r) for r in draw(answerable, n - wanted, f"{seed}-answerable")}
-    return [row for row in rows if id(row) in keep]
 
 
 def _load_from_hub(task: Task, split: str) -> list[dict[str, Any]]:
@@ -136,60 +153,6 @@ def _check_answers(row: dict[str, Any], field: str, text_field: str, where: str)
 def normalize(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the schema columns and add a string `id` every later stage keys on."""
     return [{"id": str(r[task.id_field]), **{c: r[c] for c in task.schema if c != "id"}} for r in rows]
-
-
-def split_rows(task: Task, rows: list[dict[str, Any]], test_size: float, seed: int, origin: str):
-    """80/20 split: stratified by label, or grouped (whole articles on one side). Returns (train, test)."""
-    if task.group_by:
-        strata = {row[task.group_by]: False for row in rows}
-        for row in rows:
-            strata[row[task.group_by]] |= task.abstains(row)
-        return _grouped_split(rows, task.group_by, strata, test_size, seed, origin)
-    return _stratified_split(rows, task.stratify_by, test_size, seed, origin)
-
-
-def _stratified_split(rows, label: str | None, test_size: float, seed: int, origin: str):
-    from sklearn.model_selection import train_test_split
-
-    labels = [r[label] for r in rows] if label else None
-    if labels is not None:
-        counts = Counter(labels)
-        n_test = math.ceil(len(rows) * test_size)  # how scikit-learn sizes the test side
-        n_train = len(rows) - n_test
-        if len(counts) < 2 or min(counts.values()) < 2 or min(n_test, n_train) < len(counts):
-            raise DataError(
-                f"{origin}: cannot stratify {len(rows)} rows by {label!r} (label counts {dict(counts)}): "
-                "need at least 2 labels with 2+ rows each, and train and test sides that can hold one of each"
-            )
-    train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
-    return train, test
-
-
-def _grouped_split(rows, group: str, strata: dict[str, bool], test_size: float, seed: int, origin: str):
-    """Whole groups on one side, stratified by each group's stratum (SQuAD v2: does the article hold unanswerable
-    questions?). Per stratum the groups are shuffled with `seed` and moved to test until test holds >= test_size of
-    that stratum's rows; every stratum with >= 2 groups keeps at least one group on each side."""
-    if len(strata) < 2:
-        raise DataError(f"{origin}: cannot split by {group!r}: only {len(strata)} distinct value(s)")
-    flagged = sorted(g for g, flag in strata.items() if flag)
-    if len(flagged) == 1:
-        raise DataError(f"{origin}: only one {group} ({flagged[0]!r}) holds unanswerable questions, so they cannot "
-                        "be on both sides of the split; use data with abstentions in two or more of them")
-    sizes = Counter(r[group] for r in rows)
-    rng = random.Random(seed)
-    test_groups: set[str] = set()
-    for flag in (True, False):
-        groups = sorted(g for g, f in strata.items() if f is flag)
-        rng.shuffle(groups)
-        total, n_test = sum(sizes[g] for g in groups), 0
-        for g in groups[:-1]:  # never move a whole stratum
-            test_groups.add(g)
-            n_test += sizes[g]
-            if n_test >= test_size * total:
-                break
-    train = [r for r in rows if r[group] not in test_groups]
-    test = [r for r in rows if r[group] in test_groups]
-    return train, test
 
 
 def composition(task: Task, rows: list[dict[str, Any]]) -> str:

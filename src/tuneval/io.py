@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
+import errno
+import functools
 import gzip
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -70,31 +74,131 @@ _TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp appends to t
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success it replaces `path` (file or directory) in one rename."""
+    """Yield a temporary sibling path; on success it replaces `path` (file or directory) in one rename.
+
+    Safe with other writers of the same path at once (several processes filling one cache, say): each writes in
+    its own temp directory `.<name>.<8 chars>/`, which it holds an exclusive lock on (flock) while it lives, and
+    only temp directories whose lock can be taken (their writer is gone: SIGKILL skips `finally`) are removed
+    as stale. Readers never see `path` missing: a directory is swapped for the new one in one step where the
+    filesystem can (Linux renameat2 RENAME_EXCHANGE; elsewhere two renames)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    scratch, lock = _claim_temp_dir(path)
+    tmp = scratch / path.name
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
+            _replace_dir(tmp, path, scratch)
         else:
             os.replace(tmp, path)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)  # still locked: no one else removes it meanwhile
+        if lock is not None:
+            os.close(lock)
+
+
+def _claim_temp_dir(path: Path) -> tuple[Path, int | None]:
+    """A new temp directory beside `path`, locked by this process (the lock's descriptor; None where the
+    filesystem has no flock, and then no other writer can prove it stale either)."""
+    while True:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            fd = _lock_dir(scratch, wait=True)
+        except FileNotFoundError:  # removed as stale between mkdtemp and the lock: take another
+            continue
+        if fd is None:
+            return scratch, None
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(scratch)):
+                return scratch, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _lock_dir(directory: Path, wait: bool) -> int | None:
+    """An exclusive flock on `directory`, held by the returned descriptor; None if it is held by another process
+    (with `wait=False`) or if the platform or filesystem cannot lock it. FileNotFoundError if it is gone."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, so no temp directory can be proven stale
+        return None
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by its live writer (EWOULDBLOCK), or no flock here (some network filesystems)
+        os.close(fd)
+        return None
+    return fd
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Temp dirs `.<name>.<8 chars>/` that a killed writer of `path` left behind (SIGKILL skips `finally`)."""
+    """Temp dirs `.<name>.<8 chars>/` that a killed writer of `path` left behind. A temp dir is removed only when
+    its lock can be taken (its writer is gone) and while it is held, so a live writer's is never touched."""
     prefix = f".{path.name}."
     for stale in path.parent.iterdir():
-        if stale.name.startswith(prefix) and _TEMP_SUFFIX.fullmatch(stale.name[len(prefix):]) and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+        if not (stale.name.startswith(prefix) and _TEMP_SUFFIX.fullmatch(stale.name[len(prefix):])):
+            continue
+        if stale.is_symlink() or not stale.is_dir():
+            continue
+        try:
+            fd = _lock_dir(stale, wait=False)
+        except OSError:  # gone already
+            continue
+        if fd is None:
+            continue
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(stale)):
+                shutil.rmtree(stale, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _replace_dir(new: Path, path: Path, scratch: Path) -> None:
+    """Put directory `new` at `path`, an existing directory; the old tree ends up in `scratch` (then removed)."""
+    if _exchange(new, path):  # one step: readers see the old tree or the new one, never nothing
+        return
+    old = scratch / f"{path.name}.previous"  # in our own locked temp dir: no other writer's name to clash with
+    path.rename(old)
+    try:
+        new.rename(path)
+    except BaseException:
+        old.rename(path)
+        raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths `a` and `b` atomically (Linux renameat2 with RENAME_EXCHANGE, which Python's os module does not
+    expose); False where the system or filesystem cannot (then nothing was changed)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):  # not on this kernel/filesystem
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+@functools.cache
+def _renameat2():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.5
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 BASE_MODEL = Path("models/base")
 SUMMARY_MD = Path("report/summary.md")  # not under metrics/: the report stage depends on that whole directory
 SUMMARY_PNG = Path("report/summary.png")
+ABSTENTION_PNG = Path("report/abstention.png")  # the no-answer probability per class and phase (tasks that abstain)
 
 
 def prepared(task: str, split: str) -> Path:

@@ -40,3 +40,17 @@ def count_parameters(base: Path, finetuned: Path, trainable: int) -> dict[str, d
         counts["finetuned"] = parameter_counts(load_model(finetuned, dtype="float32", device="cpu"))
     counts["finetuned"]["trainable"] = trainable
     return counts
+
+
+def count_params(task_name: str, params) -> None:
+    """The count_params stage: metrics/<task>/params.json for the base and the fine-tuned model."""
+    from tuneval import paths
+    from tuneval.io import read_json, write_json
+    from tuneval.train.job import TRAINING_INFO
+
+    info = read_json(paths.finetuned(task_name) / TRAINING_INFO)
+    counts = count_parameters(paths.BASE_MODEL, paths.finetuned(task_name), info["trainable_parameters"])
+    write_json(paths.metrics_file(task_name, "params"), counts)
+    extra = f", adapter {counts['finetuned']['adapter']:,}" if "adapter" in counts["finetuned"] else ""
+    print(f"{task_name}: base {counts['base']['total']:,} parameters ({counts['base']['embedding']:,} in "
+          f"embeddings), trainable {info['trainable_parameters']:,}{extra}")

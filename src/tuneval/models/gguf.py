@@ -15,6 +15,7 @@ lm-evaluation-harness on the same GGUF).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -176,11 +177,11 @@ def convert(source: GGUFSource, out_dir: Path) -> None:
               "converting without it")
         _convert(source, out_dir)
         return
-    if not _materialize(entry, source, out_dir):  # changed since it was verified: convert it again, once
+    damaged = _materialize(entry, source, out_dir)
+    if damaged is not None:  # changed since it was verified: convert it again, once (unless another process did)
         print(f"note: the cached conversion {entry} did not match its manifest; converting again")
-        shutil.rmtree(entry, ignore_errors=True)
-        entry = _cached(source, user_cache_root())
-        if not _materialize(entry, source, out_dir):
+        entry = _cached(source, user_cache_root(), damaged=damaged)
+        if _materialize(entry, source, out_dir) is not None:
             raise ModelLoadError(f"the cached conversion {entry} does not match its own manifest right after it "
                                  "was written; is the disk failing? Delete the folder and run again.")
 
@@ -242,16 +243,27 @@ def cached_conversion(model: ModelConfig, cache_root: Path | None = None) -> Pat
     return _cached(locate(model), cache_root or user_cache_root())
 
 
-def _cached(source: GGUFSource, root: Path) -> Path:
+def _cached(source: GGUFSource, root: Path, damaged: tuple[int, int] | None = None) -> Path:
     """The cache entry of `source` (a plain model directory), converted first if there is no complete one.
 
     An entry is complete when its manifest (written last, and the whole directory renamed into place at once)
     names the GGUF's sha256 and every file has its recorded size; anything else (a killed writer, a legacy entry
-    without manifest) is converted again and replaced."""
+    without manifest) is converted again and replaced, as is the entry `damaged` names (its identity, from
+    `_materialize`) if it is still there.
+
+    Safe with several processes at once (two experiments, `tuneval eval` beside a stage): the conversion happens
+    under a file lock (`<entry>.lock`, filelock), so one process converts and the others wait, then find the entry
+    complete. Readers take no lock: an entry appears, or is replaced, in one rename (io.atomic_path), and every
+    file is checked against the manifest as it is copied."""
     from tuneval.io import atomic_path
 
     entry = root / source.sha256[:16]
-    if _manifest(entry, source) is None:
+    if damaged is None and _manifest(entry, source) is not None:
+        return entry
+    root.mkdir(parents=True, exist_ok=True)
+    with _entry_lock(entry):
+        if _manifest(entry, source) is not None and _identity(entry) != damaged:
+            return entry  # converted (or repaired) by another process while this one waited for the lock
         print(f"converting {source.file} into {entry} (once)")
         with atomic_path(entry) as tmp:
             tmp.mkdir()
@@ -261,6 +273,32 @@ def _cached(source: GGUFSource, root: Path) -> Path:
             record = {"gguf_sha256": source.sha256, "files": files}
             (tmp / MANIFEST).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return entry
+
+
+@contextlib.contextmanager
+def _entry_lock(entry: Path):
+    """Hold `<entry>.lock` (an OS file lock: released by the kernel if this process dies)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(entry.with_name(f"{entry.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process converting into {entry}", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _identity(entry: Path) -> tuple[int, int] | None:
+    """Which directory `entry` is now (device, inode): a replaced entry is another directory."""
+    try:
+        stat = entry.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _manifest(entry: Path, source: GGUFSource) -> dict | None:
@@ -276,20 +314,26 @@ def _manifest(entry: Path, source: GGUFSource) -> dict | None:
     return record
 
 
-def _materialize(entry: Path, source: GGUFSource, out_dir: Path) -> bool:
-    """Copy the entry's files into `out_dir`, hashing each on the way against the manifest (False on any
-    mismatch), then write tuneval_source.json for `source` exactly as a fresh conversion does."""
+def _materialize(entry: Path, source: GGUFSource, out_dir: Path) -> tuple[int, int] | None:
+    """Copy the entry's files into `out_dir`, hashing each on the way against the manifest, then write
+    tuneval_source.json for `source` exactly as a fresh conversion does. None on success; on any mismatch the
+    identity of the entry that did not match (for `_cached(damaged=...)`)."""
+    identity = _identity(entry)
     record = _manifest(entry, source)
     if record is None:
-        return False
+        return identity or (0, 0)
     for name, info in sorted(record["files"].items()):
         digest = hashlib.sha256()
-        with (entry / name).open("rb") as src, (out_dir / name).open("wb") as dst:
+        try:
+            src = (entry / name).open("rb")
+        except FileNotFoundError:  # the entry was replaced meanwhile, on a filesystem that cannot swap in one step
+            return identity or (0, 0)
+        with src, (out_dir / name).open("wb") as dst:
             while block := src.read(_CHUNK):
                 digest.update(block)
                 dst.write(block)
         shutil.copymode(entry / name, out_dir / name)
         if digest.hexdigest() != info["sha256"]:
-            return False
+            return identity or (0, 0)
     _write_source(source, out_dir, architecture_of(Path(source.file)))
-    return True
+    return None

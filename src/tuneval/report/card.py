@@ -9,7 +9,17 @@ from typing import Any
 
 from tuneval.config import Params
 from tuneval.errors import PublishError
-from tuneval.report.summary import PHASE_NAMES, PHASES, Row, method_note, run_facts, table_lines
+from tuneval.report.summary import (
+    PHASE_NAMES,
+    PHASES,
+    Row,
+    abstention_lines,
+    labelled,
+    method_note,
+    route_text,
+    run_facts,
+    table_lines,
+)
 from tuneval.tasks import Task
 
 HUB_TASK_TYPES = {"multiple_choice": "text-classification", "generate": "question-answering"}
@@ -31,7 +41,7 @@ def eval_results(task: Task, rows: Sequence[Row]) -> list:
             task_type=HUB_TASK_TYPES[task.kind], dataset_type=task.hub_dataset,
             dataset_name=task.hub_dataset.split("/")[-1], dataset_split=row.split,
             metric_type=spec.hub_type(row.metric),
-            metric_name=f"{spec.display_name(row.metric)} ({PHASE_NAMES[phase]})",
+            metric_name=f"{labelled(row.metric, spec.display_name(row.metric))} ({PHASE_NAMES[phase]})",
             metric_value=round(float(getattr(row, phase)), 4),
         )
         for row in rows
@@ -69,10 +79,13 @@ def build_model_card(task: Task, params: Params, repo_id: str, rows: Sequence[Ro
 
 def card_sections(task: Task, params: Params, repo_id: str, rows: Sequence[Row],
                   runs: Mapping[str, Mapping[str, Any]], counts: dict[str, dict[str, int]]) -> list[str]:
-    """The card body, one markdown section per entry (add a section here to extend the card)."""
+    """The card body, one markdown section per entry (add a section here to extend the card); a task that
+    abstains (SQuAD v2) gets an abstention section after the results."""
+    abstention = [_abstention_section(task, rows)] if task.abstain is not None else []
     return [
         _intro_section(task, params, repo_id),
         _results_section(task, rows, runs),
+        *[section for section in abstention if section],
         _training_section(task, params, counts),
         _prompt_section(task, runs),
         _limits_section(task),
@@ -92,11 +105,27 @@ def _results_section(task: Task, rows: Sequence[Row], runs: Mapping[str, Mapping
     return f"""## Results
 
 Metrics are {"fractions (0-1)" if task.metrics.scale == "fraction" else "percentages (0-100)"}; evaluation:
-{run_facts(runs)}.
+{run_facts(runs)}; compute route: {route_text(runs)}.
 
 {table}
 
 {method_note(rows)}"""
+
+
+def _abstention_section(task: Task, rows: Sequence[Row]) -> str:
+    """Abstention measured the SQuAD v2 way, for both phases: greedy F1, F1 at a held-out no-answer threshold
+    (cross-fit over article folds: how, and the thresholds), best F1 labelled as the in-sample upper bound it is,
+    the no-answer AUROC with its interval, the answer rate; '' when the rows have none of them."""
+    lines = abstention_lines(rows, label=task.metrics.display_name)
+    if not lines:
+        return ""
+    body = "\n".join(lines)
+    return f"""## Abstention
+
+When to say "unanswerable" is part of SQuAD v2. Each number below is for both phases, by the same rule;
+brackets are 95% intervals by the method named on each line.
+
+{body}"""
 
 
 def _training_section(task: Task, params: Params, counts: dict[str, dict[str, int]]) -> str:

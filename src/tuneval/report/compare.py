@@ -6,12 +6,14 @@ Each EXP is a DVC experiment name (as `dvc exp show` / `dvc exp list --all-commi
 (branch, tag, commit). For every task, split and headline metric it shows the fine-tuned value of each experiment,
 their mean and sample standard deviation (ddof=1: across runs that differ only in their training seed, that is the
 seed-to-seed spread), and the zero-shot value when every experiment has the same one. Two experiments are then
-compared on the same examples: Δ = B − A with the paired bootstrap interval of :func:`tuneval.scoring.stats.
-paired_bootstrap` (whole clusters resampled where the task declares them, e.g. SQuAD articles). By default the
-pair is each metric's winner (highest value; ties go to the earlier argument) against its runner-up, and the
-winner "beats the runner-up by more than noise" only when that interval excludes 0. That interval is the noise of
-which test examples were drawn; the spread between training runs is the sd column (with 2-3 runs itself rough).
-An argument that is both an experiment name and a git revision means the experiment.
+compared on the same examples: Δ = B − A with the paired interval of :func:`tuneval.scoring.stats.
+paired_intervals`, the same implementation the report uses (whole clusters where the task declares them, e.g.
+SQuAD articles: the cluster bootstrap with 30 or more, the cluster jackknife t on G−1 df with fewer; every
+interval names its method). By default the pair is each metric's winner (highest value; ties go to the earlier
+argument) against its runner-up, and the winner "beats the runner-up by more than noise" only when that interval
+excludes 0. That interval is the noise of which test examples were drawn; the spread between training runs is the
+sd column (with 2-3 runs itself rough). An argument that is both an experiment name and a git revision means the
+experiment.
 
 Files are read from git, `git cat-file blob <commit>:<path>`, not with `dvc.api.read`: metrics and predictions
 are git-tracked, so git holds exactly the bytes DVC would return; a git process costs milliseconds per file where
@@ -29,7 +31,7 @@ import math
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -38,15 +40,17 @@ from typing import Any
 import numpy as np
 
 from tuneval.errors import ConfigError, DataError
-from tuneval.scoring import stats
+from tuneval.scoring.abstention import IN_SAMPLE_KEYS, IN_SAMPLE_NOTE, labelled
 from tuneval.scoring.stats import (
     LEVEL,
     RESAMPLES,
     Interval,
     Paired,
     align_by_id,
-    paired_bootstrap,
+    check_recomputed,
+    paired_intervals,
     prediction_statistic,
+    resampling,
 )
 from tuneval.tasks import TASK_NAMES, Task, get_task
 
@@ -139,7 +143,7 @@ def predictions_path(task: str, phase: str, split: str) -> str:
 # ---------------------------------------------------------------------------------------------- the numbers
 @dataclass(frozen=True)
 class Comparison:
-    """Δ = b − a on one metric, both scored on the same examples, with its paired bootstrap interval."""
+    """Δ = b − a on one metric, both scored on the same examples, with its paired interval."""
 
     a: str
     b: str
@@ -160,12 +164,13 @@ class MetricRow:
     metric: str
     scale: str
     n: int
-    unit: str  # what the bootstrap resampled: "example", a cluster unit ("article"), or "" (no interval)
+    unit: str  # what the intervals resample: "example", a cluster unit ("article"), or "" (no interval)
     values: dict[str, float]
     zeroshot: float | None  # the experiments' common zero-shot value; None when it differs or is missing
     zeroshot_differs: bool = False
     comparisons: list[Comparison] = field(default_factory=list)
     note: str = ""  # why there is no interval, when there is none
+    method: str = ""  # the intervals' method, e.g. "cluster jackknife t, G−1 = 5 df"; "" without one
 
     @property
     def mean(self) -> float:
@@ -277,18 +282,21 @@ def compare_split(task: Task, split: str, finetuned: Mapping[str, Mapping[str, A
     for name in names:
         recomputed = statistic[name](np.ones((1, n)))
         with_terms &= set(recomputed)
-        _check_recomputed(task, split, name, finetuned[name], recomputed)
-    clusters, unit, note = _clusters(task, aligned[names[0]])
-    bootstraps: dict[tuple[str, str], dict[str, Paired]] = {}
+        check_recomputed({key: float(values[0]) for key, values in recomputed.items()}, finetuned[name],
+                         f"{name}: {task.name} {split}", predictions_path(task.name, "finetuned", split),
+                         metrics_path(task.name, "finetuned"),
+                         "the two files are from different runs (commit both after one `dvc repro`)")
+    sampled = resampling(task, aligned[names[0]], resamples)
+    unit = sampled.unit if sampled.has_interval else ""
+    note = "" if sampled.has_interval else f"no interval: {task.name}: {n} examples: {sampled.describe()}"
+    paired: dict[tuple[str, str], dict[str, Paired]] = {}
 
     def interval(a: str, b: str, key: str) -> Interval | None:
         if not unit or key not in with_terms:
             return None
-        if (a, b) not in bootstraps:
-            extra = {"clusters": clusters} if clusters is not None else {}
-            bootstraps[(a, b)] = paired_bootstrap(statistic[a], statistic[b], n, resamples=resamples, seed=seed,
-                                                  level=level, **extra)
-        return bootstraps[(a, b)][key].delta_ci
+        if (a, b) not in paired:
+            paired[(a, b)] = paired_intervals(statistic[a], statistic[b], n, sampled, seed=seed, level=level)
+        return paired[(a, b)][key].delta_ci
 
     rows = []
     for key in keys:
@@ -299,7 +307,8 @@ def compare_split(task: Task, split: str, finetuned: Mapping[str, Mapping[str, A
         rows.append(MetricRow(task=task.name, split=split, metric=key, scale=task.metrics.scale, n=n, unit=unit,
                               values=values, zeroshot=common_value(entries, key),
                               zeroshot_differs=_differs(entries, key), comparisons=comparisons,
-                              note=note or ("" if key in with_terms else "no per-example terms: no interval")))
+                              note=note or ("" if key in with_terms else "no per-example terms: no interval"),
+                              method=sampled.interval() if unit and key in with_terms else ""))
     return rows
 
 
@@ -307,34 +316,6 @@ def _differs(entries: Sequence[Mapping[str, Any] | None], key: str) -> bool:
     """Two experiments that have this zero-shot number disagree on it."""
     values = [float(entry[key]) for entry in entries if entry and _is_number(entry.get(key))]
     return any(not math.isclose(v, values[0], rel_tol=1e-12, abs_tol=1e-12) for v in values)
-
-
-def _clusters(task: Task, records: Sequence[dict[str, Any]]) -> tuple[list[str] | None, str, str]:
-    """(cluster labels or None, resampling unit, note): the unit is "" when the records allow no honest interval.
-
-    Uses stats.cluster_labels where it exists (whole clusters, e.g. SQuAD articles); i.i.d. examples otherwise."""
-    cluster_labels: Callable[..., tuple[list[str] | None, str]] | None = getattr(stats, "cluster_labels", None)
-    if cluster_labels is None:
-        return None, "example", ""
-    try:
-        labels, unit = cluster_labels(task, records)
-    except DataError as err:  # too few clusters for an honest interval: values and spread only
-        return None, "", f"no interval: {err}"
-    return labels, unit, ""
-
-
-def _check_recomputed(task: Task, split: str, name: str, entry: Mapping[str, Any],
-                      recomputed: Mapping[str, np.ndarray]) -> None:
-    """The predictions must reproduce the metrics file's values, or the intervals are of something else."""
-    for key, values in recomputed.items():
-        value, recorded = float(values[0]), float(entry[key])
-        if math.isfinite(value) and not math.isclose(value, recorded, rel_tol=1e-9, abs_tol=1e-9):
-            raise DataError(
-                f"{name}: {task.name} {split} {key} recomputed from "
-                f"{predictions_path(task.name, 'finetuned', split)} is {value!r}, but "
-                f"{metrics_path(task.name, 'finetuned')} says {recorded!r}: the two files are from different runs "
-                "(commit both after one `dvc repro`)"
-            )
 
 
 # ------------------------------------------------------------------------------------ experiments from git
@@ -422,7 +403,8 @@ def format_text(revs: Sequence[Revision], rows: Sequence[MetricRow], pairs: str 
 
     lines = ["experiments: " + ", ".join(rev.describe() for rev in revs),
              f"sd: sample standard deviation across the {len(revs)} experiments (ddof=1); Δ = B − A on the same "
-             f"examples, paired {level:.0%} bootstrap interval ({resamples:,} resamples, seed {seed}); "
+             f"examples, paired {level:.0%} interval (cluster bootstrap, {resamples:,} resamples, seed {seed}, "
+             "with 30 or more clusters; cluster jackknife t on G−1 df with fewer: each split names its method); "
              "'> noise': the interval excludes 0"]
     groups: dict[tuple[str, str], list[MetricRow]] = {}
     for row in rows:
@@ -431,23 +413,25 @@ def format_text(revs: Sequence[Revision], rows: Sequence[MetricRow], pairs: str 
     for (task, split), group in groups.items():
         decimals = SCALES[group[0].scale]
         unit = group[0].unit
+        method = next((row.method for row in group if row.method), "")
         resampled = f"resampling whole {unit}s" if unit and unit != "example" else \
             "resampling examples" if unit else group[0].note
+        resampled += f"; {method}" if method else ""
         lines += ["", f"{task} [{split}]  n = {group[0].n:,}  ({resampled})"]
         lines += _table(["metric", "zero-shot", *names, "mean", "sd"],
-                        [[row.metric, "differs" if row.zeroshot_differs else _fmt(row.zeroshot, decimals),
+                        [[labelled(row.metric), "differs" if row.zeroshot_differs else _fmt(row.zeroshot, decimals),
                           *[_fmt(row.values[name], decimals) for name in names],
                           _fmt(row.mean, decimals), _fmt(row.sd, decimals)] for row in group])
         title = {"winner": "winner vs runner-up", "all": "every pair", "first": f"each against {names[0]}"}[pairs]
         lines += ["", f"  paired comparison, {title}:"]
-        body = [[row.metric, c.b, c.a, f"{_fmt(c.delta, decimals, True)} {_interval(c.interval, decimals)}",
+        body = [[labelled(row.metric), c.b, c.a, f"{_fmt(c.delta, decimals, True)} {_interval(c.interval, decimals)}",
                  "yes" if c.excludes_zero else "no"] for row in group for c in row.comparisons]
         lines += ["  " + line for line in _table(["metric", "B", "A", "Δ = B − A [CI]", "> noise"], body)]
         if pairs == "winner":
             head = group[0]
             verdict = head.winner_beats_runner_up()
-            lines.append(f"  {head.metric}: winner {head.winner} beats runner-up {head.runner_up} by more than "
-                         f"noise: {'yes' if verdict else 'no'}")
+            lines.append(f"  {labelled(head.metric)}: winner {head.winner} beats runner-up {head.runner_up} by "
+                         f"more than noise: {'yes' if verdict else 'no'}")
     return "\n".join(lines)
 
 
@@ -464,6 +448,8 @@ def to_json(revs: Sequence[Revision], rows: Sequence[MetricRow], pairs: str = "w
     for row in rows:
         split = out["tasks"].setdefault(row.task, {}).setdefault(
             row.split, {"n": row.n, "unit": row.unit or None, "metrics": {}})
+        if row.method:
+            split.setdefault("interval", row.method)
         entry: dict[str, Any] = {"values": row.values, "mean": row.mean, "sd": row.sd, "zeroshot": row.zeroshot,
                                  "comparisons": [{"a": c.a, "b": c.b, "delta": c.delta,
                                                   "low": c.interval.low if c.interval else None,
@@ -471,6 +457,9 @@ def to_json(revs: Sequence[Revision], rows: Sequence[MetricRow], pairs: str = "w
                                                   "excludes_zero": c.excludes_zero} for c in row.comparisons]}
         if row.note:
             entry["note"] = row.note
+        if row.metric in IN_SAMPLE_KEYS:
+            entry["definition"] = IN_SAMPLE_NOTE
+        entry["interval"] = row.method or "no interval"
         if pairs == "winner":
             entry |= {"winner": row.winner, "runner_up": row.runner_up,
                       "winner_beats_runner_up": bool(row.winner_beats_runner_up())}

@@ -71,3 +71,21 @@ def _save_merged(adapter_dir: Path, out: Path) -> None:
     model = load_model(adapter_dir, dtype="float32", device="cpu")  # base + adapter, merged
     model.save_pretrained(out)
     load_tokenizer(adapter_dir).save_pretrained(out)
+
+
+def publish(task_name: str, params: Params) -> None:
+    """The publish stage: publish/<task> (weights or adapter, model card); uploads only if publish.push is on and
+    a token is set."""
+    from tuneval.config import PHASES
+    from tuneval.io import atomic_path
+    from tuneval.report.card import push_folder, resolve_repo_id
+    from tuneval.report.study import compare_phases
+    from tuneval.tasks import get_task
+
+    task = get_task(task_name)
+    metrics, rows, _ = compare_phases(task, params.data.seed, params.report.allow_mixed_routes)
+    runs = {phase: metrics[phase]["run"] for phase in PHASES}
+    repo_id = resolve_repo_id(params, task.name)
+    with atomic_path(paths.publish_dir(task.name)) as out:
+        write_publish_folder(task, params, repo_id, rows, runs, out)
+    push_folder(paths.publish_dir(task.name), params, repo_id)

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tuneval.config import Params
-from tuneval.scoring import metrics as M
 from tuneval.scoring.attention import scoring_attention
 from tuneval.tasks import Task
 from tuneval.tasks.prompting import build_prompts, continuation_ids, pick_demos
@@ -452,13 +451,6 @@ def _members(unit: PrefixGroup | list[list[PrefixGroup]]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------- tasks
-def evaluate(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequence[dict],
-             settings: EvalSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics and per-example predictions of `model` on `rows`."""
-    predictions = predict(task, model, tokenizer, rows, train_rows, settings)
-    return score(task, predictions), predictions
-
-
 def predict(task: Task, model, tokenizer, rows: Sequence[dict], train_rows: Sequence[dict],
             settings: EvalSettings) -> list[dict[str, Any]]:
     """One prediction record per row (everything `score` needs, so metrics can be recomputed from files)."""
@@ -516,27 +508,6 @@ def cluster_keys(task: Task, row: dict) -> dict[str, str]:
         return text if len(text) <= 80 else hashlib.sha256(text.encode()).hexdigest()[:12]
 
     return {field: short(row[field]) for field in task.clusters}
-
-
-def score(task: Task, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics from prediction records alone."""
-    if task.kind == "multiple_choice":
-        name_to_label = dict(zip(task.label_names, task.labels, strict=True))
-        return M.classification_metrics(
-            [name_to_label[p["actual"]] for p in predictions],
-            [name_to_label[p["predicted"]] for p in predictions],
-            task.label_names,
-        )
-    gold = {p["id"]: p["gold"] for p in predictions}
-    preds = {p["id"]: p["prediction"] for p in predictions}
-    na_probs = {p["id"]: p["no_answer_prob"] for p in predictions}
-    result = M.squad_v2_scores(gold, preds, na_probs)
-    result["answered"] = M.answer_rate(preds, na_probs)
-    answerable = [p for p in predictions if p["gold"]]
-    if answerable:
-        result.update(M.generation_metrics([p["gold"] for p in answerable],
-                                           [p["prediction"] for p in answerable]))
-    return result
 
 
 def _choice_scores(task, model, tokenizer, prompts, settings, shard: Shard) -> list[list[float | None] | None]:

@@ -8,61 +8,90 @@ gathered predictions and metrics are byte-identical to a single-process run (tes
 
 This process is rank 0: it starts ranks 1..N-1 as `python -m tuneval.scoring.parallel <spec> <rank>` (each loads
 the model itself), scores its own share meanwhile, then gathers the others' raw outputs, in the original order.
-A rank that fails stops the others; nothing is left running.
+The ranks are supervised as the training launcher's processes are (tuneval.supervise): a rank that fails ends the
+run at once (rank 0 is interrupted mid-share) with that rank's error; SIGTERM or SIGINT to this process stops every
+rank; `timeout_s` (default a day, `tuneval eval --timeout`) bounds one split's evaluation; nothing is left running.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tuneval.errors import ConfigError, LaunchError, redact
+from tuneval.errors import ConfigError, LaunchError, TunevalError, redact
 from tuneval.io import read_json, write_json
 from tuneval.scoring.engine import EvalSettings, Shard, merge_raw, predict_raw, records_from
+from tuneval.supervise import ChildFailed, SupervisionTimeout, Supervisor, error_summary, exit_with_parent
 from tuneval.tasks import Task, get_task
+
+DEFAULT_TIMEOUT_S = 86400.0  # one split's evaluation, all processes together: a day (a hang, not a slow model)
 
 
 def predict_parallel(task: Task, model, tokenizer, model_path: str | Path, dtype: str, rows: Sequence[dict],
-                     train_rows: Sequence[dict], settings: EvalSettings, num_processes: int) -> list[dict[str, Any]]:
+                     train_rows: Sequence[dict], settings: EvalSettings, num_processes: int,
+                     timeout_s: float | None = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:
     """engine.predict over `num_processes` processes (1: in this process alone); `model` is `model_path` loaded
-    with `dtype`, and each other process loads the same."""
+    with `dtype`, and each other process loads the same.
+
+    LaunchError as soon as a process fails (naming it and its error), or when the split takes longer than
+    `timeout_s` seconds (None: no limit); either way every other process is stopped first."""
+    what = f"evaluating {len(rows):,} {task.name} examples in {num_processes} process(es)"
     if num_processes == 1:
-        return records_from(task, rows, predict_raw(task, model, tokenizer, rows, train_rows, settings, Shard()))
+        try:
+            with Supervisor(what, timeout_s=timeout_s):  # no child: the timeout alone
+                raw = predict_raw(task, model, tokenizer, rows, train_rows, settings, Shard())
+        except SupervisionTimeout as err:
+            raise _timed_out(err) from None
+        return records_from(task, rows, raw)
     devices = _devices(num_processes)
     with tempfile.TemporaryDirectory(prefix="tuneval-eval-") as tmp:
         spec = Path(tmp) / "spec.json"
         write_json(spec, {"task": task.name, "model": str(model_path), "dtype": dtype, "settings": asdict(settings),
                           "num_processes": num_processes, "rows": list(rows), "train_rows": list(train_rows)},
                    indent=None)
-        procs = [subprocess.Popen([sys.executable, "-m", __name__, str(spec), str(rank)],
-                                  env=_rank_env(rank, devices)) for rank in range(1, num_processes)]
+        names = {_rank_name(rank, num_processes): rank for rank in range(1, num_processes)}
         try:
-            with _cpu_share(num_processes):
-                raws = [predict_raw(task, model, tokenizer, rows, train_rows, settings, Shard(0, num_processes))]
-            for rank, proc in enumerate(procs, start=1):
-                if proc.wait() != 0:
-                    raise LaunchError(f"evaluation process {rank} of {num_processes} exited with status "
-                                      f"{proc.returncode} (its output is above); eval.num_processes: 1 runs "
-                                      "everything in one process")
-                raws.append(read_json(Path(tmp) / f"rank-{rank}.json"))
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            with Supervisor(what, timeout_s=timeout_s) as watch:
+                for name, rank in names.items():
+                    watch.start(name, _rank_command(spec, rank), env=_rank_env(rank, devices))
+                with _cpu_share(num_processes):
+                    raws = [predict_raw(task, model, tokenizer, rows, train_rows, settings, Shard(0, num_processes))]
+                watch.wait()
+                raws += [read_json(Path(tmp) / f"rank-{rank}.json") for rank in range(1, num_processes)]
+        except ChildFailed as err:
+            why = error_summary(_error_file(spec, names[err.name]))
+            raise LaunchError(f"{err}{': ' + why if why else ''} (its output is above; every other evaluation "
+                              "process was stopped); eval.num_processes: 1 runs everything in one process") from None
+        except SupervisionTimeout as err:
+            raise _timed_out(err) from None
     print(f"{task.name}: scored {len(rows):,} examples in {num_processes} processes")
     return records_from(task, rows, merge_raw(raws))
+
+
+def _timed_out(err: SupervisionTimeout) -> LaunchError:
+    return LaunchError(f"{err} (timeout_s = {err.timeout_s:g}: `tuneval eval --timeout SECONDS` sets another)")
+
+
+def _rank_name(rank: int, num_processes: int) -> str:
+    return f"evaluation process {rank} of {num_processes}"
+
+
+def _rank_command(spec: Path, rank: int) -> list[str]:
+    return [sys.executable, "-m", __name__, str(spec), str(rank)]
+
+
+def _error_file(spec: Path, rank: int) -> Path:
+    return spec.parent / f"rank-{rank}.error"
 
 
 def check_processes(num_processes: int, key: str = "eval.num_processes") -> None:
@@ -123,10 +152,15 @@ def _run_rank(spec_file: Path, rank: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     spec_file, rank = sys.argv[1:] if argv is None else argv
+    exit_with_parent()  # rank 0 gone without stopping us (SIGKILL): stop too
     try:
         _run_rank(Path(spec_file), int(rank))
-    except Exception:  # noqa: BLE001 - the traceback, minus any secret it may quote; rank 0 reports the failure
-        print(f"[evaluation rank {rank}] " + redact(traceback.format_exc()), end="", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - the traceback, minus any secret it may quote; rank 0 reports it
+        error = redact(traceback.format_exc())
+        with suppress(OSError):  # what rank 0 quotes: our one paragraph, or a bug's last traceback line
+            summary = redact(str(err)) if isinstance(err, TunevalError) else error.strip().splitlines()[-1]
+            _error_file(Path(spec_file), int(rank)).write_text(summary + "\n")
+        print(f"[evaluation rank {rank}] " + error, end="", file=sys.stderr)
         sys.exit(1)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from tuneval import paths
 from tuneval.config import Params
-from tuneval.io import read_json
+from tuneval.io import atomic_path, read_json
 from tuneval.train.checkpoints import fingerprint, prepare_checkpoints
 from tuneval.train.job import TRAINING_INFO, TrainJob
 
@@ -37,3 +38,13 @@ def run_training(job: TrainJob, params: Params) -> dict[str, Any]:
     for old in job.checkpoint_dir.glob("checkpoint-*"):  # finished: intermediate checkpoints are pruned
         shutil.rmtree(old)
     return stats
+
+
+def train(task_name: str, params: Params) -> None:
+    """The train stage: fine-tune the base model on the task's training draw into models/<task>; the loss dvclive
+    watches is on rows of the development split, never on the scored set."""
+    with atomic_path(paths.finetuned(task_name)) as out:
+        job = TrainJob(task=task_name, base_model=paths.BASE_MODEL, train_file=paths.split_file(task_name, "train"),
+                       out_dir=out, live_dir=paths.live_dir(task_name), checkpoint_dir=paths.checkpoints(task_name),
+                       eval_file=paths.split_file(task_name, "test"))  # watched loss: the development split
+        run_training(job, params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -25,11 +26,18 @@ from tuneval.train.job import TRAINING_INFO, TrainJob
 from tuneval.usage import peak_memory_mb
 
 
+def log_every(params: Params, num_examples: int) -> int:
+    """Optimizer steps between loss points: train.log_points points per run whatever its length (a 25-example run
+    of a learning curve and the default 400 both show their curve), at least one step apart."""
+    steps = math.ceil(num_examples / params.batch_size) * params.epochs
+    return max(1, steps // params.train.log_points)
+
+
 def training_arguments(params: Params, task: str, output_dir: Path, compute_dtype: torch.dtype,
-                       evaluating: bool = False):
+                       evaluating: bool = False, num_examples: int = 0):
     """TrainingArguments for `task` from params: effective batch = per-device batch (the task's micro-batch) x
     processes x accumulation = `batch_size`. `compute_dtype` is model.dtype resolved (pick_dtype), once per run,
-    by the caller."""
+    by the caller; `num_examples` (the training rows) sets how often losses are logged."""
     from transformers import TrainingArguments
 
     # bf16 autocast wherever model.dtype resolves to bf16. For LoRA over a bf16 base, running without autocast
@@ -37,6 +45,7 @@ def training_arguments(params: Params, task: str, output_dir: Path, compute_dtyp
     bf16 = compute_dtype == torch.bfloat16
     micro_batch = micro_batch_size(params.train, task)
     per_step = micro_batch * params.train.num_processes
+    every = log_every(params, num_examples)
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=params.lr,
@@ -53,10 +62,10 @@ def training_arguments(params: Params, task: str, output_dir: Path, compute_dtyp
         use_cpu=not torch.cuda.is_available(),  # CPU autocast needs it said explicitly
         activation_checkpointing=params.train.activation_checkpointing,
         torch_compile=params.train.torch_compile,
-        logging_steps=params.train.logging_steps,
+        logging_steps=every,
         logging_first_step=True,
         eval_strategy="steps" if evaluating else "no",
-        eval_steps=params.train.eval_steps,
+        eval_steps=every,
         prediction_loss_only=True,  # eval loss only: never gather [examples x length x vocab] logits
         save_strategy="steps" if params.train.save_steps else "no",
         save_steps=params.train.save_steps or 500,
@@ -210,7 +219,8 @@ def fit(job: TrainJob, params: Params, resuming: bool, callbacks: Sequence = ())
     watched = read_jsonl(job.eval_file) if watch else []
     eval_rows = draw(watched, params.train.eval_examples, f"{params.data.seed}-watch")
     eval_dataset = [encode(r) for r in eval_rows] or None
-    args = training_arguments(params, job.task, job.checkpoint_dir, compute_dtype, evaluating=eval_dataset is not None)
+    args = training_arguments(params, job.task, job.checkpoint_dir, compute_dtype, evaluating=eval_dataset is not None,
+                              num_examples=len(dataset))
     if args.world_size != params.train.num_processes:  # e.g. a launcher that fell back to independent processes
         raise RuntimeError(f"train.num_processes={params.train.num_processes} but the Trainer sees "
                            f"{args.world_size} process(es): check the accelerate launch configuration")
