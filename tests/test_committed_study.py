@@ -74,4 +74,9 @@ def test_committed_report_recomputes_from_the_committed_predictions(monkeypatch)
         rows += task_rows
         facts += task_facts
     recomputed = json.loads(json.dumps(summary_metrics(rows, facts, params.data.seed)))
-    _close(recomputed, json.loads((REPO / "report/summary.json").read_text()), "summary")
+    committed = json.loads((REPO / "report/summary.json").read_text())
+    routes = committed.pop("routes")  # each phase's compute route, as its metrics file records it
+    assert routes == {task: {phase: json.loads((REPO / paths.metrics_file(task, phase)).read_text())["run"]["route"]
+                             for phase in PHASES} for task in params.tasks}
+    assert all(route["bf16_route"] and route["device"] for phases in routes.values() for route in phases.values())
+    _close(recomputed, committed, "summary")

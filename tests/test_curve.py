@@ -12,14 +12,12 @@ for the curve, and one more on other examples for the refusal (slow).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from test_compare import git
 
 from tuneval.cli import main
 from tuneval.errors import ConfigError, DataError
@@ -29,8 +27,6 @@ from tuneval.scoring import stats
 from tuneval.scoring.stats import paired_bootstrap, prediction_statistic
 from tuneval.tasks import get_task
 
-GIT = ["git", "-c", "user.email=test@tuneval.local", "-c", "user.name=tuneval tests", "-c", "init.defaultBranch=main",
-       "-c", "commit.gpgsign=false"]
 RESAMPLES = 200
 SST2_N = 60
 SQUAD_N = 60
@@ -40,16 +36,6 @@ PARAMS = {"lr": 3e-4, "epochs": 1, "seed": 1, "model": {"name": "tiny-llama", "d
                    "validation_examples": {"sst2": None, "squad_v2": 60}},
           "train": {"method": "lora", "lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]}},
           "eval": {"splits": ["validation"], "limit": None}}
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run([*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=_env()).stdout.strip()
 
 
 # ----------------------------------------------------------------------------------------- fake experiments

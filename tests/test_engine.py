@@ -282,8 +282,8 @@ def test_no_answer_probability_keeps_full_precision(tiny):
         {"id": "a", "gold": ["x"], "prediction": "x", "generated": " x", "no_answer_prob": 1e-9},
     ]
     rounded = [{**p, "no_answer_prob": round(p["no_answer_prob"], 8)} for p in crafted]
-    assert E.score(task, crafted)["best_f1"] == 100.0  # threshold between the two: both right
-    assert E.score(task, rounded)["best_f1"] < 100.0  # tied at 0: the sweep cannot separate them
+    assert score(task, crafted)["best_f1"] == 100.0  # threshold between the two: both right
+    assert score(task, rounded)["best_f1"] < 100.0  # tied at 0: the sweep cannot separate them
 
 
 # --------------------------------------------------------------------------- scoring attention, prefix groups

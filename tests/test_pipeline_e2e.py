@@ -47,12 +47,13 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
             for split in ("test", "validation"):
                 assert 0 <= metrics[split][key] <= (1 if task == "sst2" else 100)
             run_facts = metrics["run"]
-            assert set(run_facts) == {"num_fewshot", "prompt_sha", "dtype", "chat_template"}
+            assert set(run_facts) == {"num_fewshot", "prompt_sha", "dtype", "chat_template", "route"}
             assert run_facts["num_fewshot"] == 0 and run_facts["dtype"] in ("float32", "bfloat16", "float16")
             assert run_facts["chat_template"] is False and len(run_facts["prompt_sha"]) == 12
             record = json.loads((small_repo / f"predictions/{task}/{phase}/run.json").read_text())
             assert record["prompt_sha"] == run_facts["prompt_sha"] and "{" in record["prompt_template"]
-            assert "squad_v2" in record["conventions"]
+            assert record["route"] == run_facts["route"] and record["route"]["bf16_route"]  # the compute route
+            assert ("train_label_counts" in record) == (task == "sst2" and phase == "finetuned")
             preds = json.loads((small_repo / f"predictions/{task}/{phase}/test.json").read_text())
             assert len(preds) == 12
         zs = json.loads((small_repo / f"predictions/{task}/zeroshot/test.json").read_text())
@@ -72,8 +73,14 @@ def test_metrics_cover_both_phases_tasks_and_splits(small_repo):
             if task == "sst2":  # independent sentences: an i.i.d. interval and McNemar's test
                 assert entry[key]["delta_low"] <= entry[key]["delta_high"] and "finetuned_low" in entry[key]
                 assert 0 <= entry["mcnemar_p"] <= 1
-            else:  # 12 questions fall into fewer than 30 articles or contexts: no honest interval, said so
-                assert "delta_low" not in entry[key] and entry["resampling"].startswith("no honest interval")
+            else:  # 12 questions in fewer than 30 articles: the few-cluster interval (jackknife t), or none under 5
+                articles = {r["cluster"]["title"] for r in json.loads(
+                    (small_repo / f"predictions/{task}/finetuned/{split}.json").read_text())}
+                if len(articles) >= 5:
+                    assert entry["interval"] == f"cluster jackknife t, G−1 = {len(articles) - 1} df"
+                    assert entry[key]["delta_low"] <= entry[key]["delta_high"]
+                else:
+                    assert entry["interval"] == "no interval" and "delta_low" not in entry[key]
     card = (small_repo / "publish/sst2/README.md").read_text()
     assert "model-index" in card and "zero-shot" in card and "[paired 95% CI]" in card
 

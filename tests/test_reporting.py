@@ -271,7 +271,7 @@ def test_split_lines_and_findings_come_from_the_numbers():
     rows, facts = sst2_compare()
     (line,) = split_lines([facts])
     assert line.startswith(f"- `sst2` test: 200 examples ({facts.composition}); intervals: bootstrap, 1000 resamples "
-                           "over examples (i.i.d.); i.i.d. widths: bootstrap, 1000 resamples; baseline: majority "
+                           "over examples (i.i.d.); baseline: majority "
                            "class of the training split (always `positive`); McNemar exact p = ")
     assert f"({facts.mcnemar['only_first']} right only zero-shot, {facts.mcnemar['only_second']} right only " in line
     (finding,) = findings(rows, [facts])
@@ -520,23 +520,23 @@ def test_abstention_findings_say_what_the_numbers_show(wordnet_ready):
     assert by_metric["best_f1"].finetuned == 100.0
     finding = findings(rows, [facts])[1]
     assert finding.startswith("- `squad_v2` validation abstention: ")
-    assert (f"fine-tuned 100.00 [{auroc.finetuned_ci.low:.2f}, {auroc.finetuned_ci.high:.2f}] (its interval "
-            "excludes chance)") in finding
-    assert "zero-shot 50.00 [50.00, 50.00] (its interval includes chance)" in finding
+    assert (f"fine-tuned 100.00 [{auroc.finetuned_ci.low:.2f}, {auroc.finetuned_ci.high:.2f}] "
+            "(excludes chance)") in finding
+    assert "zero-shot 50.00 [50.00, 50.00] (includes chance)" in finding
     assert (f"fine-tuned {heldout.finetuned:.2f} (above always abstaining beyond resampling noise, "
             f"Δ {heldout.finetuned - 50:+.2f}") in finding
     assert "zero-shot 50.00 (not distinguishable from always abstaining, Δ +0.00" in finding
-    assert "5-fold cross-fit over articles" in finding and "always abstaining scores 50.00" in finding
+    assert "5-fold cross-fit over articles" in finding and "always abstaining: 50.00" in finding
     best = by_metric["best_f1"]
-    assert (f"best_f1, the in-sample upper bound ({best.finetuned:.2f} fine-tuned, {best.zeroshot:.2f} zero-shot), "
-            f"lies {best.finetuned - heldout.finetuned:+.2f} fine-tuned") in finding
+    assert (f"best_f1 (in-sample upper bound) lies {best.finetuned - heldout.finetuned:+.2f} fine-tuned, "
+            f"{best.zeroshot - heldout.zeroshot:+.2f} zero-shot from it") in finding
     # the same split, worse: the fine-tuned probabilities reversed (unanswerable lowest) -> AUROC 0, below chance
     reversed_ = [dict(r, no_answer_prob=1 - r["no_answer_prob"],
                       no_answer_logprob=float(np.log(1 - r["no_answer_prob"]))) for r in predictions["finetuned"]]
     scores, predictions = phases(SQUAD, predictions["zeroshot"], reversed_)
     rows, facts = compare_split(SQUAD, "validation", scores, predictions, seed=1)
     worse = findings(rows, [facts])[1]
-    assert "fine-tuned 0.00 [" in worse and "(its interval excludes chance)" in worse
+    assert "fine-tuned 0.00 [" in worse and "(excludes chance)" in worse
     assert "above always abstaining" not in worse
 
 

@@ -85,7 +85,8 @@ def local_data(tmp_path: Path, task: str, train: str, validation: str) -> Path:
     (raw / task / "train.jsonl").write_text(train)
     (raw / task / "validation.jsonl").write_text(validation)
     files = {task: {"train": f"{task}/train.jsonl", "validation": f"{task}/validation.jsonl"}}
-    params = merge(PARAMS, {"data": {"source": "local", "local_dir": str(raw), "files": files}})
+    params = merge(PARAMS, {"data": {"source": "local", "local_dir": str(raw), "files": files,  # the official
+                                     "reserved_articles": {"sst2": None, "squad_v2": None}}})  # protocol: reads train
     (tmp_path / "local.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return raw / task
 
@@ -209,29 +210,31 @@ def test_atomic_write_killed_half_way_keeps_the_previous_file_and_the_next_write
 
 @pytest.mark.slow
 def test_killed_evaluation_leaves_no_half_written_file_and_a_rerun_completes(tmp_path):
-    """SIGKILL zeroshot_eval@squad_v2 half way through writing its metrics; then rerun it through DVC."""
+    """SIGKILL zeroshot_eval@squad_v2 half way through writing its run record (its last file); then rerun it
+    through DVC."""
     repo = copy_repo(tmp_path / "repo", merge(SMALL, {"eval": {"limit": 6}}))
-    run(["dvc", "repro", "base_model"], repo)
-    metrics = repo / "metrics/squad_v2/zeroshot.json"
+    run(["dvc", "repro", "base_model", "split@squad_v2"], repo)
     preds = repo / "predictions/squad_v2/zeroshot"
-    previous = b'{\n  "num_fewshot": 0,\n  "test": {\n    "exact": 12.5\n  }\n}\n'  # an earlier complete run
-    metrics.parent.mkdir(parents=True)
-    metrics.write_bytes(previous)
+    record = preds / "run.json"
+    previous = b'{\n  "num_fewshot": 0\n}\n'  # an earlier complete run
+    preds.mkdir(parents=True)
+    record.write_bytes(previous)
 
     run_until_paused_then_kill(["stages/zeroshot_eval.py", "--task", "squad_v2"], repo,
-                               "metrics/squad_v2/zeroshot.json", tmp_path)
-    assert metrics.read_bytes() == previous, "the metrics must still be the previous complete version"
-    assert [p.name.startswith(".zeroshot.json.") for p in metrics.parent.iterdir()].count(True) == 1, (
+                               "predictions/squad_v2/zeroshot/run.json", tmp_path)
+    assert record.read_bytes() == previous, "the run record must still be the previous complete version"
+    assert [p.name.startswith(".run.json.") for p in preds.iterdir()].count(True) == 1, (
         "the killed write leaves exactly one hidden temp dir (SIGKILL skips cleanup)")
-    assert files_under(preds) == ["run.json", "test.json", "validation.json"]
-    for path in preds.iterdir():
+    written = sorted(p for p in preds.iterdir() if not p.name.startswith("."))
+    assert [p.name for p in written] == ["run.json", "test.json", "validation.json"]
+    for path in written:
         json.loads(path.read_text())  # written before the kill: complete
 
     run(["dvc", "repro", "zeroshot_eval@squad_v2"], repo)
-    rerun = json.loads(metrics.read_text())
-    assert 0 <= rerun["test"]["exact"] <= 100 and "best_f1" in rerun["test"], rerun
+    rerun = json.loads(record.read_text())
+    assert rerun["num_fewshot"] == 0 and rerun["route"]["bf16_route"], rerun
     assert len(json.loads((preds / "test.json").read_text())) == 6
-    assert files_under(metrics.parent) == ["zeroshot.json"], "the killed write's temp dir must be gone"
+    assert files_under(preds) == ["run.json", "test.json", "validation.json"], "the temp dir must be gone"
     assert "up to date" in run(["dvc", "status", "zeroshot_eval@squad_v2"], repo)
 
 

@@ -53,8 +53,9 @@ def test_resizing_the_training_draw_never_rescores_zero_shot(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["train_examples"]["sst2"] -= 10
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    reads_the_param = {"publish@sst2", "report"}  # the card and the report state the training size
-    assert _stale(repo) == {"split@sst2"} | reads_the_param
-    run(["dvc", "repro", "split@sst2"], repo)
+    reads_the_param = {"publish@sst2", "publish@squad_v2", "report"}  # cards and report state the sizes
+    splits = {"split@sst2", "split@squad_v2"}  # both read data.train_examples (a mapping); squad_v2's is unchanged
+    assert _stale(repo) == splits | reads_the_param
+    run(["dvc", "repro", *splits], repo)
     # pool.jsonl kept its hash: zero-shot is up to date; the new draw reaches training and what follows it
     assert _stale(repo) == {"train@sst2", "eval@sst2"} | reads_the_param

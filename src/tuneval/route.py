@@ -80,8 +80,9 @@ def _versions() -> dict[str, str | None]:
 
 
 def git_revision(repo: str | Path | None = None) -> str:
-    """`git rev-parse HEAD` of the project, + "+dirty" when tracked files under src/ or stages/ have local edits;
-    "unknown" outside a git repository (or without git)."""
+    """The project's code revision: the newest commit that touched src/ or stages/ (commits of outputs, params or
+    docs since then ran the same code, so a rerun after them records the same revision), + "+dirty" when tracked
+    files there have local edits; "unknown" outside a git repository (or without git)."""
     if repo is None:  # the checkout this module runs from; an installed copy: the working directory (stages: the repo)
         repo = REPO_ROOT if (REPO_ROOT / "src" / "tuneval").is_dir() else Path.cwd()
     repo = Path(repo)
@@ -93,7 +94,7 @@ def git_revision(repo: str | Path | None = None) -> str:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    head = git("rev-parse", "--verify", "--quiet", "HEAD")
+    head = git("log", "-1", "--format=%H", "--", *DIRTY_PATHS)
     if head is None or head.returncode != 0 or not head.stdout.strip():
         return "unknown"
     status = git("status", "--porcelain", "--untracked-files=no", "--", *DIRTY_PATHS)

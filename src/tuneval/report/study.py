@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tuneval import paths
 from tuneval.config import EVAL_SPLITS, PHASES, Params
 from tuneval.io import read_json
 from tuneval.tasks import Task, get_task
+
+CURVES = Path("report/curves")  # `tuneval curve`'s default output: not a stage output, the report reads it if there
 
 
 def compare_phases(task: Task, seed: int, allow_mixed_routes: bool = False,
@@ -45,6 +48,54 @@ def protocol_line(task: Task, params: Params) -> str:
             "article holds both kinds, and the training draw takes both from every article it uses.")
 
 
+def curve_findings(tasks: list[Task]) -> list[str]:
+    """One finding per committed learning curve (report/curves/<task>/curve.json, written by `tuneval curve`),
+    generated from its numbers; a curve whose scored examples are not this study's is named as stale instead."""
+    from tuneval.report.curve import ids_digest
+
+    lines = []
+    for task in tasks:
+        path = CURVES / task.name / "curve.json"
+        if not path.is_file():
+            continue
+        curve = read_json(path)
+        scored = paths.predictions(task.name, "finetuned", curve["split"])
+        if not scored.is_file() or ids_digest(read_json(scored)) != curve["examples"]["ids_sha256"]:
+            lines.append(f"- `{task.name}` learning curve ({path.as_posix()}): scored other examples than this study; "
+                         "rerun the sweep and `tuneval curve` (docs/protocol.md#learning-curves).")
+            continue
+        lines.append(describe_curve(task.name, curve))
+    return lines
+
+
+def describe_curve(task_name: str, curve: dict[str, Any]) -> str:
+    """`- <task> learning curve (<param>, runs per point): <metric> from A at x0 to B at x1, ...` from curve.json."""
+    from tuneval.tasks import SCALES
+
+    d = SCALES[curve["scale"]]
+    points = sorted(curve["points"], key=lambda p: p["value"])
+    first, last = points[0], points[-1]
+    means = [p["mean"] for p in points]
+    shape = ("rising at every step" if all(b > a for a, b in zip(means, means[1:], strict=False)) else
+             "falling at every step" if all(b < a for a, b in zip(means, means[1:], strict=False)) else "not monotone")
+    sds = [p["sd"] for p in points if p["sd"] is not None]
+    widths = [p["high"] - p["low"] for p in points if p["low"] is not None and p["high"] is not None]
+    zeroshot, baseline = curve["reference"]["zeroshot"]["value"], curve["reference"]["baseline"]["value"]
+
+    def relation(value: float, other: float | None, name: str) -> str:
+        if other is None:
+            return f"no {name}"
+        return f"{'above' if value > other else 'below' if value < other else 'level with'} {name} ({other:.{d}f})"
+
+    runs = sorted({p["runs"] for p in points})
+    spread = f"seed sd up to {max(sds):.{d}f}" if sds else "one run per point"
+    noise = f"; examples' 95% intervals {min(widths):.{d}f}-{max(widths):.{d}f} wide" if widths else ""
+    return (f"- `{task_name}` learning curve ({curve['param']}, {'/'.join(map(str, runs))} runs per point, "
+            f"{len(points)} values): {curve['metric']} goes from {first['mean']:.{d}f} at {first['value']:g} to "
+            f"{last['mean']:.{d}f} at {last['value']:g}, {shape}; {spread}{noise}. The largest value is "
+            f"{relation(last['mean'], zeroshot, 'zero-shot')} and {relation(last['mean'], baseline, 'the baseline')}.")
+
+
 def report(params: Params) -> None:
     """report/summary.{md,png,json}: task x split x headline metric: baseline, zero-shot, fine-tuned and change, with
     clustered intervals from the predictions. Prints summary.md, whose marked block is README.md's."""
@@ -59,5 +110,6 @@ def report(params: Params) -> None:
         runs[task.name] = {phase: metrics[phase]["run"] for phase in PHASES}
     write_report(rows, facts, tasks, runs, params, paths.SUMMARY_MD, paths.SUMMARY_PNG,
                  paths.SUMMARY_MD.with_suffix(".json"), abstention_png=paths.ABSTENTION_PNG,
-                 protocol_lines=[protocol_line(task, params) for task in tasks])
+                 protocol_lines=[protocol_line(task, params) for task in tasks],
+                 curve_lines=curve_findings(tasks))
     print(paths.SUMMARY_MD.read_text())

@@ -376,8 +376,10 @@ def split_lines(facts: Sequence[SplitFacts]) -> list[str]:
     McNemar."""
     lines = []
     for f in facts:
-        if f.interval and f.interval != "no interval":
+        if f.interval and f.interval != "no interval" and f.interval != f.iid_interval:
             intervals = f"intervals: {f.interval} over {f.resampling}; i.i.d. widths: {f.iid_interval}"
+        elif f.interval and f.interval != "no interval":  # examples are the units: one method for both widths
+            intervals = f"intervals: {f.interval} over {f.resampling}"
         else:
             intervals = f"intervals: {f.resampling}"
         line = f"- `{f.task}` {f.split}: {f.n:,} examples ({f.composition}); {intervals}; baseline: {f.baseline}"
@@ -456,12 +458,11 @@ def abstention_finding(f: SplitFacts, rows: Sequence[Row]) -> str:
         for phase in order:
             value, ci = getattr(auroc, phase), getattr(auroc, f"{phase}_ci")
             verdict = ("no interval" if ci is None else
-                       "its interval excludes chance" if ci.excludes(CHANCE_AUROC) else "its interval includes chance")
+                       "excludes chance" if ci.excludes(CHANCE_AUROC) else "includes chance")
             said.append(f"{PHASE_NAMES[phase]} {_number(value, d)}{_bracket(ci, d)} ({verdict})")
-        text = (f"The no-answer probability's AUROC (unanswerable vs answerable, {CHANCE_AUROC:g} = chance) is "
-                + ", ".join(said))
+        text = f"No-answer AUROC ({CHANCE_AUROC:g} = chance): " + ", ".join(said)
         if auroc.delta_ci is not None:
-            text += (f"; the change, {_number(auroc.delta, d, True)}{_bracket(auroc.delta_ci, d, True)}, is "
+            text += (f"; Δ {_number(auroc.delta, d, True)}{_bracket(auroc.delta_ci, d, True)}, "
                      f"{'more than' if auroc.significant else 'within'} resampling noise")
         sentences.append(text)
     heldout = by_metric.get("heldout_f1")
@@ -475,19 +476,17 @@ def abstention_finding(f: SplitFacts, rows: Sequence[Row]) -> str:
             delta = "" if versus is None else (
                 f", Δ {_number(versus.delta, d, True)}{_bracket(versus.delta_ci, d, True)}")
             said.append(f"{PHASE_NAMES[phase]} {_number(value, d)} ({verdict}{delta})")
-        sentences.append(f"With the no-answer threshold chosen on held-out articles ({f.abstention.rule}), F1 is "
-                         + ", ".join(said) + f"; always abstaining scores {_number(f.abstention.abstain_f1, d)}")
+        sentences.append(f"F1 with a held-out no-answer threshold ({f.abstention.rule}): "
+                         + ", ".join(said) + f"; always abstaining: {_number(f.abstention.abstain_f1, d)}")
         best = by_metric.get("best_f1")
         if best is not None:
             gaps = ", ".join(f"{_number(getattr(best, p) - getattr(heldout, p), d, True)} {PHASE_NAMES[p]}"
                              for p in order)
-            sentences.append(f"best_f1, the {A.IN_SAMPLE_LABEL} ({_number(best.finetuned, d)} fine-tuned, "
-                             f"{_number(best.zeroshot, d)} zero-shot), lies {gaps} from the held-out F1")
+            sentences.append(f"best_f1 ({A.IN_SAMPLE_LABEL}) lies {gaps} from it")
     greedy, answered = by_metric.get("f1"), by_metric.get("answered")
     if greedy is not None and answered is not None:
-        sentences.append(f"Greedy decoding (no threshold) answers {_number(answered.finetuned, d)}% of the questions "
-                         f"fine-tuned and {_number(answered.zeroshot, d)}% zero-shot, for F1 "
-                         f"{_number(greedy.finetuned, d)} and {_number(greedy.zeroshot, d)}")
+        sentences.append(f"Greedy answers (no threshold): {_number(answered.finetuned, d)}% answered fine-tuned, "
+                         f"{_number(answered.zeroshot, d)}% zero-shot")
     text = ". ".join(sentences) if sentences else "no abstention metric is in the task's headline"
     return f"- `{f.task}` {f.split} abstention: {text}."
 
@@ -656,13 +655,13 @@ def run_line(task: Task, runs: Mapping[str, Mapping[str, Any]]) -> str:
 def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequence[Task],
                  runs: Mapping[str, Mapping[str, Mapping[str, Any]]], params: Params, md_path: Path, png_path: Path,
                  json_path: Path, abstention_png: Path | None = None, extra_findings: Sequence[str] = (),
-                 protocol_lines: Sequence[str] = ()) -> None:
+                 protocol_lines: Sequence[str] = (), curve_lines: Sequence[str] = ()) -> None:
     """summary.md (header, per-task run facts and compute routes, the README block, the abstention section),
     summary.png, summary.json and the abstention plot (default: abstention.png beside summary.md).
 
     `runs` maps task name -> phase -> the `run` entry of that metrics file; `extra_findings` are finding lines
     other sections generate, appended to the findings; `protocol_lines` say, per task, which data protocol produced
-    the results and why.
+    the results and why; `curve_lines` (findings of the committed learning curves) get a section of their own.
     """
     abstention_png = md_path.with_name(ABSTENTION_PNG) if abstention_png is None else abstention_png
     lines = [
@@ -689,8 +688,16 @@ def write_report(rows: Sequence[Row], facts: Sequence[SplitFacts], tasks: Sequen
                   f"best_f1 ({A.IN_SAMPLE_LABEL}); the no-answer probability's AUROC (50 = chance); the answer "
                   "rate.", "", *abstaining, "",
                   f"![no-answer probability per class, zero-shot and fine-tuned]({_relative(abstention_png, md_path)})"]
+    if curve_lines:
+        lines += ["", "## Learning curves", "",
+                  "Fine-tuned score against training size, from the committed DVC experiment sweeps (`tuneval curve`, "
+                  "report/curves/<task>/): each point is the mean over training seeds (each seed also redraws the "
+                  "training examples).", "", *curve_lines]
     write_text(md_path, "\n".join(lines) + "\n")
-    write_json(json_path, summary_metrics(rows, facts, params.data.seed))
+    summary = summary_metrics(rows, facts, params.data.seed)
+    summary["routes"] = {task.name: {phase: run.get("route") for phase, run in runs[task.name].items()}
+                         for task in tasks}  # the compute route of every phase (null: unrecorded)
+    write_json(json_path, summary)
     _plot(rows, png_path)
     plot_abstention(facts, abstention_png)
 

@@ -25,7 +25,8 @@ def score_task(task_name: str, params: Params) -> None:
             scores = score(task, read_json(paths.predictions(task.name, phase, split_name)))
             results[split_name] = scores
             print(f"{task.name} {phase} [{split_name}]: {headline(task, scores)}")
-        results["run"] = {key: value for key, value in record.items() if key != "prompt_template"}
+        results["run"] = {key: value for key, value in record.items()  # what `dvc exp show` needs to see
+                          if key not in ("prompt_template", "train_label_counts")}
         write_json(paths.metrics_file(task.name, phase), results)
 
 
