@@ -365,6 +365,8 @@ def test_write_report_files(tmp_path, params, wordnet_ready):
             assert (values["delta_low"], values["delta_high"]) == (row.delta_ci.low, row.delta_ci.high)
             assert values["mde"] == pytest.approx(MDE_FACTOR * values["mde"] / MDE_FACTOR) == row.mde
             assert values["delta_iid_width"] == row.delta_iid_width and values["baseline"] == row.baseline
+    routes = summary.pop("routes")  # every phase's compute route, from its run facts (unrecorded here: null)
+    assert routes == {task: {phase: None for phase in ("zeroshot", "finetuned")} for task in ("sst2", "squad_v2")}
     assert summary == summary_metrics(rows, facts, params.data.seed)
     assert sorted(p.name for p in md.parent.iterdir()) == ["abstention.png", "summary.json", "summary.md",
                                                            "summary.png"]
