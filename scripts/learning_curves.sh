@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The committed learning curves: 5 training sizes x 3 seeds, both tasks in every experiment, then `tuneval curve`.
 #   scripts/learning_curves.sh [REV]      (REV: the commit whose study the curves extend; default HEAD)
+#   CURVE_SEEDS="3" scripts/learning_curves.sh REV   (only those seeds; default "1 2 3")
+# Resumable: the repository's experiments are copied into the clone first, and one already there (same name, same
+# baseline REV) is not run again, so the curves always use every finished experiment on REV.
 # The experiments run one at a time (a 2-core CPU: two model processes slow each other ~10x) in a scratch clone
 # that shares this repository's DVC cache, so your workspace is never touched and unchanged stages (zero-shot, the
 # other task's stages at its default size) come from the run cache. Each experiment sets seed = data.draw_seed:
@@ -16,8 +19,11 @@ cd "$CLONE"
 export PYTHONPATH=src  # the stages import the clone's own code, the one dvc.lock hashes
 dvc cache dir --local "$REPO/.dvc/cache"
 dvc checkout -q
-for seed in 1 2 3; do
+git fetch -q "$REPO" 'refs/exps/*:refs/exps/*'  # finished experiments (any baseline; the curve reads REV's)
+done_names=$(dvc exp list --name-only --rev "$REV" 2>/dev/null || true)
+for seed in ${CURVE_SEEDS:-1 2 3}; do
   for n in 25 50 100 200 400; do
+    if grep -qx "curve-n$n-s$seed" <<<"$done_names"; then echo "curve-n$n-s$seed: done before"; continue; fi
     echo "curve-n$n-s$seed: $(date -u +%FT%TZ)"
     dvc exp run -q -n "curve-n$n-s$seed" -S "data.train_examples.sst2=$n" -S "data.train_examples.squad_v2=$n" \
       -S "seed=$seed" -S "data.draw_seed=$seed" score

@@ -1,4 +1,5 @@
-"""Throwaway git + DVC copies of this repository with small params, for tests that run the pipeline.
+"""Throwaway git + DVC copies of this repository with small params, for tests that run the pipeline; and the
+helpers of the tests that signal or kill processes (`running`, `signal_exit`, `gone`).
 
 `copy_repo(dest)` copies the tracked (and untracked, not ignored) files without outputs, lock or metrics,
 writes a small params.yaml, and commits it in a fresh git repo; `built_small_repo(tmp_path_factory)` does that
@@ -8,17 +9,21 @@ search everything it left), so test modules can copy the built repo instead of r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
 import random
 import shutil
+import signal
 import socket
 import string
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,3 +170,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------ processes
+PROMPT_S = 10  # "at once": well under this, even on a loaded 2-core CI machine
+
+
+def gone(proc: psutil.Process) -> bool:
+    """The process has exited (a zombie awaiting its reaper counts as exited)."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], **popen) -> Iterator[subprocess.Popen]:
+    """`cmd` started with its stderr captured as text; killed on the way out if still running."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def signal_exit(proc: subprocess.Popen, signum: int) -> None:
+    """Send `signum` and check the process ends within PROMPT_S + 10 s the way that signal asks: SIGTERM's handler
+    exits 128 + 15, SIGINT ends the interpreter by the signal itself."""
+    proc.send_signal(signum)
+    returncode = proc.wait(timeout=PROMPT_S + 10)
+    expected = 128 + signal.SIGTERM if signum == signal.SIGTERM else -signal.SIGINT
+    assert returncode == expected, proc.stderr.read()

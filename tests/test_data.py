@@ -13,7 +13,7 @@ import pytest
 from tuneval.config import load_params
 from tuneval.data import composition, draw, load_raw, normalize, validate_rows
 from tuneval.io import DataError
-from tuneval.splitting import draw_training, split_rows
+from tuneval.splitting import draw_training, length_signal, split_rows
 from tuneval.tasks import get_task
 
 SST2 = get_task("sst2")
@@ -557,3 +557,17 @@ def test_the_split_stage_refuses_a_confounded_draw_and_writes_nothing(params, tm
     with pytest.raises(DataError, match=message):
         splitting.split("squad_v2", study)
     assert not (tmp_path / "data" / "split" / "squad_v2").exists()
+
+
+def test_length_signal_finds_a_length_shortcut_and_none_where_there_is_none():
+    sst2 = get_task("sst2")
+    long_positive = [{"idx": i, "sentence": "word " * (3 + 5 * (i % 2)), "label": i % 2} for i in range(40)]
+    assert length_signal(sst2, long_positive) == {"sentence": 1.0}  # length alone gives the label away
+    same_length = [{"idx": i, "sentence": f"sentence {i}", "label": i % 2} for i in range(40)]
+    assert length_signal(sst2, same_length) == {"sentence": 0.5}
+    assert length_signal(sst2, [r for r in same_length if r["label"] == 1]) == {}  # one class: nothing to separate
+    rows = [dict(squad_row(f"q{i}", "Solar", answerable=i % 3 > 0), question="why " * (2 + (i % 3 == 0) * 4))
+            for i in range(30)]
+    signal = length_signal(SQUAD, rows)
+    assert set(signal) == {"title", "context", "question"}  # the prompt's text fields
+    assert signal["question"] == 1.0 and signal["title"] == signal["context"] == 0.5  # unanswerable ones longer

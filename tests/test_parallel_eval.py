@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from repo_helpers import copy_built, env, run
+from repo_helpers import PROMPT_S, copy_built, env, gone, run, running, signal_exit
 from test_engine import SHAPE, _shared_context_rows, _sst2_rows
 
 from tuneval.config import load_params
@@ -142,7 +141,6 @@ def test_a_failing_rank_stops_with_a_clear_error_and_leaves_nothing_running(tiny
 # The ranks' command is swapped for a sleep loop (its rank as last argument) and rank 0's share for a busy loop:
 # what is tested is predict_parallel's supervision, in seconds, without a model.
 LOOP = "import time\nwhile True: time.sleep(0.1)"
-PROMPT_S = 10
 
 
 def _busy_share(*args, **kwargs):
@@ -172,13 +170,6 @@ def _ranks_of(pid: int, count: int, timeout: float = 30) -> dict[int, psutil.Pro
     raise AssertionError(f"process {pid} did not start {count} ranks within {timeout} s")
 
 
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_a_killed_rank_ends_the_run_at_once_with_its_error(sleeping_ranks):
     """Rank 2 of 3 is SIGKILLed while rank 0 is in the middle of its share: the run ends within seconds, naming
     it, and the other rank is stopped."""
@@ -199,7 +190,7 @@ def test_a_killed_rank_ends_the_run_at_once_with_its_error(sleeping_ranks):
     finally:
         killer.join()
     assert time.monotonic() - start < PROMPT_S
-    assert all(_gone(p) for p in ranks.values()) and not psutil.Process().children()
+    assert all(gone(p) for p in ranks.values()) and not psutil.Process().children()
 
 
 @pytest.mark.parametrize("num_processes", [1, 2])
@@ -236,17 +227,10 @@ PARENT = textwrap.dedent("""
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_evaluating_process_stops_every_rank(signum):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO, env=env(), stderr=subprocess.PIPE, text=True)
-    try:
+    with running([sys.executable, "-c", PARENT], cwd=REPO, env=env()) as parent:
         ranks = _ranks_of(parent.pid, 2)
-        parent.send_signal(signum)
-        returncode = parent.wait(timeout=PROMPT_S + 10)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-    assert returncode == (128 + signal.SIGTERM if signum == signal.SIGTERM else -signal.SIGINT), parent.stderr.read()
-    assert [rank for rank, p in ranks.items() if not _gone(p)] == [], "no rank may outlive the evaluation"
+        signal_exit(parent, signum)
+    assert [rank for rank, p in ranks.items() if not gone(p)] == [], "no rank may outlive the evaluation"
 
 
 def test_the_pipeline_with_two_eval_processes_writes_the_same_files(tmp_path_factory, tmp_path):

@@ -187,3 +187,50 @@ def test_importing_route_loads_no_torch():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert proc.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------- scripts/as_avx2.sh
+ROUTE_OF_A_BF16_MODEL = ("import json, torch; from tuneval.models.loading import bf16_matmuls_for_this_cpu; "
+                         "from tuneval.route import compute_route, route_line; "
+                         "m = bf16_matmuls_for_this_cpu(torch.nn.Linear(4, 4).to(torch.bfloat16)); "
+                         "r = compute_route(m); print(json.dumps([r, route_line(r)]))")
+
+
+def _run(code: str, *prefix: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO / "src"), **env})
+
+
+@pytest.mark.skipif("avx2" not in R.cpu_name_and_flags()[1], reason="AVX2 kernels need an x86 CPU with AVX2")
+def test_as_avx2_takes_and_records_an_avx2_only_route():
+    """scripts/as_avx2.sh: torch's AVX2 kernels, bf16 matmuls as fp32 GEMMs, recorded as an AVX2 route (on an
+    AVX2-only CPU the same route as without the script, so the two compare as equal)."""
+    proc = _run(ROUTE_OF_A_BF16_MODEL, str(REPO / "scripts" / "as_avx2.sh"))
+    assert proc.returncode == 0, proc.stderr
+    route, line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert route["flags"] == ["avx2"] and route["isa_cap"] == "avx2" and route["cpu_capability"] == "AVX2"
+    assert route["bf16_route"] == "fp32_gemms"
+    assert "via as_avx2.sh" in line and "bf16 as fp32 GEMMs" in line
+    real_avx2 = {k: v for k, v in route.items() if k != "isa_cap"}  # what an AVX2-only CPU records
+    assert R.route_difference(route, real_avx2) is None
+    plain = _run(ROUTE_OF_A_BF16_MODEL)
+    assert plain.returncode == 0, plain.stderr
+    here, _ = json.loads(plain.stdout.strip().splitlines()[-1])
+    assert "isa_cap" not in here
+    if here["flags"] != ["avx2"]:  # a newer CPU: its own route differs from the capped one
+        assert R.route_difference(here, route) is not None
+
+
+def test_as_avx2_variable_alone_is_refused():
+    """The marker without torch's and MKL's caps would record a route the run did not take."""
+    proc = _run(ROUTE_OF_A_BF16_MODEL, TUNEVAL_AS_AVX2="1", ATEN_CPU_CAPABILITY="", MKL_ENABLE_INSTRUCTIONS="")
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT") and not torch.backends.mkl.is_available():
+        pytest.skip("torch here runs AVX2 kernels without MKL: nothing to refuse")
+    assert proc.returncode != 0
+    assert "TUNEVAL_AS_AVX2 is set" in proc.stderr and "scripts/as_avx2.sh" in proc.stderr
+
+
+def test_kernel_level_alone_differs():
+    reason = R.route_difference(cpu_route(cpu_capability="AVX512"), cpu_route(cpu_capability="AVX2"))
+    assert reason is not None and "AVX512 kernels" in reason and "AVX2 kernels" in reason
+    assert R.route_difference(cpu_route(cpu_capability="AVX2"), cpu_route()) is None  # one side unrecorded

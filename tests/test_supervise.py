@@ -14,20 +14,11 @@ import time
 
 import psutil
 import pytest
-from repo_helpers import REPO, env
+from repo_helpers import PROMPT_S, REPO, env, gone, running, signal_exit
 
 from tuneval.supervise import ChildFailed, SupervisionTimeout, Supervisor, describe_status, error_summary
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.1)"]
-PROMPT_S = 10  # "at once": well under this, even on a loaded 2-core CI machine
-
-
-def gone(proc: psutil.Process) -> bool:
-    """The process has exited (a zombie awaiting its reaper counts as exited)."""
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def wait_for(condition, timeout: float = 30, what: str = "the condition") -> None:
@@ -134,20 +125,12 @@ PARENT = textwrap.dedent("""
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_parent_stops_every_child(tmp_path, signum):
     pid_file = tmp_path / "children.pid"
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], cwd=REPO, env=env(),
-                              stderr=subprocess.PIPE, text=True)
-    try:
+    with running([sys.executable, "-c", PARENT, str(pid_file)], cwd=REPO, env=env()) as parent:
         wait_for(lambda: pid_file.exists() or parent.poll() is not None, what="the children's start")
         assert parent.poll() is None, parent.stderr.read()
         children = [psutil.Process(int(pid)) for pid in pid_file.read_text().split()]
         assert len(children) == 2 and not any(gone(c) for c in children)
-        parent.send_signal(signum)
-        returncode = parent.wait(timeout=PROMPT_S + 10)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-    assert returncode == (128 + signal.SIGTERM if signum == signal.SIGTERM else -signal.SIGINT), parent.stderr.read()
+        signal_exit(parent, signum)
     assert [c.pid for c in children if not gone(c)] == [], "no child may outlive its parent"
 
 

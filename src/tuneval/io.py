@@ -8,6 +8,7 @@ import ctypes
 import errno
 import functools
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -223,3 +224,12 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a leading BOM is dropped, not an error
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: malformed JSON ({err.msg} at line {err.lineno})") from err
+
+
+def sha256_digest(path: str | Path) -> bytes:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (hashlib.file_digest needs Python 3.11)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.digest()

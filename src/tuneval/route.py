@@ -5,7 +5,8 @@ take one of several routes, and each rounds its fp32 sums in its own order, whic
 predictions (SST-2 zero-shot 0.5688 vs 0.5711: 2 of 872). The route is decided by:
 
 - the device: a CUDA GPU (its name and compute capability) or the CPU (its model name and the instruction-set
-  flags that pick the bf16 path: avx2, avx512f, avx512_bf16, amx_bf16);
+  flags that pick the bf16 path: avx2, avx512f, avx512_bf16, amx_bf16, and torch's kernel level); under
+  scripts/as_avx2.sh a newer CPU takes an AVX2-only CPU's route and records it as such (``isa_cap``);
 - ``bf16_route``: ``native`` (a CPU with AVX512-BF16/AMX, or a bf16-capable GPU), ``fp32_gemms`` (a bf16 model on a
   CPU without them: tuneval.models.cpu_bf16 runs its matmuls as fp32 GEMMs), ``fp32`` (the model is not bf16),
   ``fp16``; two rarer values: ``generic_bf16`` (a bf16 model on such a CPU without cpu_bf16's route installed:
@@ -112,14 +113,15 @@ def _model_facts(model: Any) -> tuple[Any, Any]:
 
 def compute_route(model: Any = None, dtype: Any = None, *, repo: str | Path | None = None) -> dict[str, Any]:
     """The route `model` runs on (or, without a model, the one `load_model(dtype=...)` would take on this machine):
-    {device, device_kind, bf16_route, threads, versions, git_revision}, plus `flags` (CPU: the ROUTE_FLAGS present)
-    or `capability` (CUDA: "major.minor"). `dtype` (a params-style name such as "auto" or "bfloat16", or a
+    {device, device_kind, bf16_route, threads, versions, git_revision}, plus `flags` (CPU: the ROUTE_FLAGS present,
+    only avx2 under scripts/as_avx2.sh, which adds `isa_cap`) and `cpu_capability` (torch's kernel level, "AVX2" /
+    "AVX512"), or `capability` (CUDA: "major.minor"). `dtype` (a params-style name such as "auto" or "bfloat16", or a
     torch.dtype) is used only without a model or when the model has no floating-point parameter; "auto" and None
     mean `pick_dtype("auto")`. `repo`: the git repository whose revision is recorded (default: the project)."""
     import torch
 
     from tuneval.models.cpu_bf16 import fp32_matmuls_installed
-    from tuneval.models.loading import cpu_has_native_bf16, pick_dtype
+    from tuneval.models.loading import cpu_has_native_bf16, pick_dtype, running_as_avx2
 
     device, model_dtype = _model_facts(model) if model is not None else (None, None)
     if model_dtype is None:
@@ -137,7 +139,12 @@ def compute_route(model: Any = None, dtype: Any = None, *, repo: str | Path | No
     else:
         name, flags = cpu_name_and_flags()
         route["device"] = f"{name} ({', '.join(flags) or 'none of ' + '/'.join(ROUTE_FLAGS)})"
+        if running_as_avx2():  # scripts/as_avx2.sh: the flags the kernels may use, not all the CPU has
+            flags = [flag for flag in flags if flag == "avx2"]
+            route["device"] = f"{name} ({', '.join(flags)}; run as AVX2-only by scripts/as_avx2.sh)"
+            route["isa_cap"] = "avx2"
         route["flags"] = flags
+        route["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # torch's vectorised kernels
         native = cpu_has_native_bf16()
     if model_dtype == torch.bfloat16:
         if native:
@@ -186,6 +193,11 @@ def _hardware(route: Mapping[str, Any], other: Mapping[str, Any] | None = None) 
         other_flags = [f for f in ROUTE_FLAGS if f in (other.get("flags") or [])]
         if set(flags) != set(other_flags) and _top_flag(other_flags) == shown:
             shown = ", ".join(flags) or "none"
+    if route.get("isa_cap"):
+        shown += " via as_avx2.sh"
+    if other is not None and route.get("cpu_capability") and other.get("cpu_capability") not in (
+            None, route["cpu_capability"]):
+        shown += f", {route['cpu_capability']} kernels"
     return f"{short_device(route)} ({shown})"
 
 
@@ -215,6 +227,8 @@ def route_difference(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, *
             reasons.append("GPU capability")
     elif set(a.get("flags") or []) != set(b.get("flags") or []):
         reasons.append("CPU flags")
+    elif a.get("cpu_capability") and b.get("cpu_capability") and a["cpu_capability"] != b["cpu_capability"]:
+        reasons.append("torch's CPU kernels")
     if a["bf16_route"] != b["bf16_route"]:
         reasons.append("bf16 route")
     va, vb = a.get("versions") or {}, b.get("versions") or {}

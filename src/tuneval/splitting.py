@@ -41,6 +41,28 @@ def split(task_name: str, params: Params) -> None:
         write_jsonl(paths.split_file(task.name, name), rows)
     print(f"{task.name} (data.seed {data.seed}, data.draw_seed {data.draw_seed}): train {len(train):,} of "
           f"{len(pool):,}{_composition(task, train)}; test {len(test):,}{_composition(task, test)}")
+    signal = length_signal(task, train)
+    if signal:
+        print(f"{task.name}: how well length alone separates the training draw's classes (AUROC, 0.5 = not at all): "
+              + ", ".join(f"{field} {auroc:.3f}" for field, auroc in signal.items()))
+
+
+def length_signal(task: Task, rows: Rows) -> dict[str, float]:
+    """Per text field of the prompt: the AUROC of its length in words as a predictor of the second class
+    (SST-2: positive; SQuAD v2: unanswerable). Near 0.5, length is no shortcut to the label; {} for a task with
+    more than two classes or a draw holding one class."""
+    from sklearn.metrics import roc_auc_score
+
+    if task.abstain is not None:
+        target = [int(task.abstains(row)) for row in rows]
+    elif task.label_field and len(task.labels) == 2:
+        target = [int(row[task.label_field] == task.labels[1]) for row in rows]
+    else:
+        return {}
+    if len(set(target)) < 2:
+        return {}
+    fields = [name for name, kind in task.schema.items() if kind == "str" and "{" + name + "}" in task.prompt]
+    return {name: float(roc_auc_score(target, [len(str(row[name]).split()) for row in rows])) for name in fields}
 
 
 def _composition(task: Task, rows: Rows) -> str:

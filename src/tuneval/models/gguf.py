@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tuneval.config import ModelConfig
 from tuneval.errors import ModelLoadError
+from tuneval.io import sha256_digest
 from tuneval.models import source as sources
 from tuneval.models.source import PackagedGGUF
 
@@ -50,11 +51,7 @@ class GGUFSource:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_digest(path).hex()
 
 
 def locate(model: ModelConfig) -> GGUFSource:

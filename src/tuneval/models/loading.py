@@ -8,6 +8,7 @@ to the hub id and revision. A fine-tuned LoRA directory holds the adapter alone 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -41,11 +42,34 @@ def resolve(model_dir_or_id: str | Path) -> tuple[str, str | None]:
     return str(model_dir_or_id), None
 
 
+AS_AVX2 = "TUNEVAL_AS_AVX2"  # set by scripts/as_avx2.sh: take an AVX2-only CPU's route on a newer x86 CPU
+
+
+def running_as_avx2() -> bool:
+    """True under scripts/as_avx2.sh, which starts a command the way an AVX2-only CPU runs it: torch's AVX2
+    kernels (ATEN_CPU_CAPABILITY=avx2), MKL's and oneDNN's capped at AVX2, and bf16 matmuls as fp32 GEMMs. On a
+    CPU with AVX512-BF16 this reproduces the other CPU kind's outputs, so cross-route agreement can be measured
+    on one machine (docs/reference.md). Refused when the variable is set but torch still runs wider kernels:
+    a half-capped run would be recorded as a route it did not take."""
+    if os.environ.get(AS_AVX2, "") in ("", "0"):
+        return False
+    capability = torch.backends.cpu.get_cpu_capability()
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "").upper()
+    if capability not in ("AVX2", "DEFAULT") or (torch.backends.mkl.is_available() and mkl != "AVX2"):
+        raise ModelLoadError(
+            f"{AS_AVX2} is set, but torch's CPU kernels are {capability} and MKL_ENABLE_INSTRUCTIONS is "
+            f"{mkl or 'unset'} (expected AVX2 and AVX2): start the command with scripts/as_avx2.sh, which sets "
+            "them before torch loads")
+    return True
+
+
 def cpu_has_native_bf16() -> bool:
     """True on x86 CPUs with bf16 matrix instructions (AVX512-BF16 or AMX): there bf16 matmuls run ~4x faster
     than fp32 (870 vs 210 GFLOP/s measured on this project's 2-core machine). Without them torch's own bf16
     matmuls run 5-80x slower than fp32, so `load_model` runs them as fp32 GEMMs there.
-    Read from /proc/cpuinfo (Linux); elsewhere False."""
+    Read from /proc/cpuinfo (Linux); elsewhere False; False under scripts/as_avx2.sh."""
+    if running_as_avx2():
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 from tuneval.config import Params
+from tuneval.io import sha256_digest
 from tuneval.train.job import TrainJob
 
 WHOLE_FILE_LIMIT = 32 << 20  # base-model files up to this size are hashed whole (configs, tokenizers, tiny models)
@@ -42,11 +43,7 @@ def fingerprint(params: Params, job: TrainJob) -> str:
 
 
 def _hash_whole(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.digest()
+    return sha256_digest(path)
 
 
 def _sampled(path: Path, size: int) -> bytes:
