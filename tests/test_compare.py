@@ -58,17 +58,20 @@ def sst2_metrics(records: list[dict]) -> dict:
                                     ["negative", "positive"])
 
 
-def squad_records(seed: int, n: int = 36) -> list[dict]:
+def squad_records(seed: int, n: int = 36, skill: float = 0.6, per_article: int = 6,
+                  per_context: int = 1) -> list[dict]:
+    """n fake SQuAD v2 prediction records (a third unanswerable), each right with probability `skill`."""
     rng = np.random.default_rng(seed)
     records = []
     for i in range(n):
         answerable = i % 3 != 0
         gold = [f"answer {i}", f"the answer {i}"] if answerable else []
-        right = rng.random() < 0.6
+        right = rng.random() < skill
         prediction = (gold[0] if right else f"answer {i} plus noise") if answerable else \
             ("" if right else f"guess {i}")
         records.append({"id": f"q{i}", "prediction": prediction, "no_answer_prob": float(rng.random() * 0.9),
-                        "gold": gold, "cluster": {"title": f"article {i // 6}", "context": f"context {i}"}})
+                        "gold": gold, "cluster": {"title": f"article {i // per_article}",
+                                                  "context": f"context {i // per_context}"}})
     return records
 
 

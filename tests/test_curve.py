@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_compare import git
+from test_compare import git, squad_metrics
+from test_compare import squad_records as compare_squad_records
 
 from tuneval.cli import main
 from tuneval.errors import ConfigError, DataError
@@ -53,21 +54,7 @@ def sst2_metrics(records: list[dict]) -> dict:
 
 
 def squad_records(seed: int, skill: float, n: int = SQUAD_N) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(n):
-        answerable = i % 3 != 0
-        gold = [f"answer {i}", f"the answer {i}"] if answerable else []
-        right = rng.random() < skill
-        prediction = (gold[0] if right else f"answer {i} plus noise") if answerable else ("" if right else f"guess {i}")
-        records.append({"id": f"q{i}", "prediction": prediction, "no_answer_prob": float(rng.random() * 0.9),
-                        "gold": gold, "cluster": {"title": f"article {i // 5}", "context": f"context {i // 2}"}})
-    return records
-
-
-def squad_metrics(records: list[dict]) -> dict:
-    return M.squad_v2_scores({r["id"]: r["gold"] for r in records}, {r["id"]: r["prediction"] for r in records},
-                             {r["id"]: r["no_answer_prob"] for r in records})
+    return compare_squad_records(seed, n, skill, per_article=5, per_context=2)
 
 
 def correct(seed: int, rate: float, n: int = SST2_N) -> np.ndarray:

@@ -527,7 +527,7 @@ def test_abstention_findings_say_what_the_numbers_show(wordnet_ready):
     assert "zero-shot 50.00 [50.00, 50.00] (includes chance)" in finding
     assert (f"fine-tuned {heldout.finetuned:.2f} (above always abstaining beyond resampling noise, "
             f"Δ {heldout.finetuned - 50:+.2f}") in finding
-    assert "zero-shot 50.00 (not distinguishable from always abstaining, Δ +0.00" in finding
+    assert "zero-shot 50.00 (the same score as always abstaining in every resample, Δ +0.00" in finding
     assert "5-fold cross-fit over articles" in finding and "always abstaining: 50.00" in finding
     best = by_metric["best_f1"]
     assert (f"best_f1 (in-sample upper bound) lies {best.finetuned - heldout.finetuned:+.2f} fine-tuned, "
@@ -540,6 +540,13 @@ def test_abstention_findings_say_what_the_numbers_show(wordnet_ready):
     worse = findings(rows, [facts])[1]
     assert "fine-tuned 0.00 [" in worse and "(excludes chance)" in worse
     assert "above always abstaining" not in worse
+
+
+def test_numbers_never_print_a_negative_zero():
+    from tuneval.report.summary import _number
+
+    assert _number(-0.0001, 2, signed=True) == "+0.00" and _number(-0.0001, 2) == "0.00"
+    assert _number(-0.006, 2, signed=True) == "-0.01" and _number(0.125, 1) == "0.1"
 
 
 def test_findings_take_extra_lines_from_other_sections():

@@ -329,6 +329,7 @@ def _abstention_json(facts: AbstentionFacts, rows: Sequence[Row]) -> dict[str, A
 
 # ------------------------------------------------------------------------------------------------ the table
 def _number(value: float, decimals: int, signed: bool = False) -> str:
+    value = round(value, decimals) or 0.0  # a tiny negative prints 0.00, not -0.00
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
@@ -433,9 +434,12 @@ def _headline_finding(f: SplitFacts, rows: Sequence[Row]) -> str:
 
 def _against(ci: Interval | None, value: float, reference: float, what: str) -> str:
     """`above X beyond resampling noise` / `below X beyond ...` / `not distinguishable from X` by an interval of
-    value − reference (None: the sign alone, said to have no interval)."""
+    value − reference (None: the sign alone, said to have no interval; `the same score as X in every resample`
+    when the difference is 0 throughout, as when a held-out threshold abstains on every question)."""
     if ci is None:
         return f"{_relation(value, reference)} {what} (no interval)"
+    if ci.low == ci.high == 0 and value == reference:
+        return f"the same score as {what} in every resample"
     if ci.low > 0:
         return f"above {what} beyond resampling noise"
     if ci.high < 0:
