@@ -541,6 +541,11 @@ def run_peers(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", parts: tuple[
         if "train" in parts:
             results["train"] = compare_training(model_dir, dtype, train_task, warmup, train_steps, data, workdir,
                                                 device)
+            if not results["train"]["losses_agree"] and results["train"]["dtype"] != "float32":
+                print(f"train: losses differ by up to {results['train']['max_rel_loss_diff']:.2%} in "
+                      f"{results['train']['dtype']}; again in float32", flush=True)
+                results["train_fp32"] = compare_training(model_dir, "float32", train_task, warmup, train_steps,
+                                                         data, workdir, device)
             lap("train")
         if "squad" in parts or "sst2" in parts:
             tokenizer = load_tokenizer(model_dir)
@@ -550,8 +555,15 @@ def run_peers(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", parts: tuple[
                                                  settings, dtype, device)
                 lap("squad")
             if "sst2" in parts:
-                results["sst2"] = compare_sst2(loaded, tokenizer, model_dir, load_sst2(data, sst2_n), settings,
-                                               dtype, workdir)
+                sentences = load_sst2(data, sst2_n)
+                results["sst2"] = compare_sst2(loaded, tokenizer, model_dir, sentences, settings, dtype, workdir)
+                if results["sst2"]["identical"] < sst2_n and dtype != "float32":
+                    print(f"sst2: {results['sst2']['identical']}/{sst2_n} predictions identical in {dtype}; again "
+                          "in float32", flush=True)
+                    fp32 = load_model(model_dir, dtype="float32", device=device)
+                    results["sst2_fp32"] = compare_sst2(fp32, tokenizer, model_dir, sentences, settings, "float32",
+                                                        workdir)
+                    del fp32
                 lap("sst2")
             del loaded
     results["seconds"] = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
@@ -562,10 +574,11 @@ def run_peers(model: str = DEFAULT_MODEL, dtype: str = "bfloat16", parts: tuple[
 def problems(results: dict[str, Any]) -> list[str]:
     """What makes the run fail: the checks that do not depend on timing."""
     out = []
-    train = results.get("train")
+    train = results.get("train_fp32") or results.get("train")  # the float32 rerun decides where there is one
     if train:
         if not train["losses_agree"]:
-            out.append(f"training losses differ by up to {train['max_rel_loss_diff']:.2%} at a timed step")
+            out.append(f"training losses differ by up to {train['max_rel_loss_diff']:.2%} at a timed step "
+                       f"({train['dtype']})")
         if not train["batches_identical"]:
             out.append("the two trainers saw different micro-batches")
         if not (train["initial_adapter_equal"] and train["lora_equal"]):
@@ -573,7 +586,7 @@ def problems(results: dict[str, Any]) -> list[str]:
     squad = results.get("squad")
     if squad and squad["runs"][-1]["dtype"] == "float32" and squad["runs"][-1]["identical"] < squad["n"]:
         out.append(f"SQuAD v2: {squad['runs'][-1]['identical']}/{squad['n']} float32 answers identical")
-    sst2 = results.get("sst2")
+    sst2 = results.get("sst2_fp32") or results.get("sst2")
     if sst2 and sst2["dtype"] == "float32" and sst2["identical"] < sst2["n"]:
         out.append(f"SST-2: {sst2['identical']}/{sst2['n']} float32 predictions identical")
     return out
@@ -602,25 +615,8 @@ def _mib(value: float) -> str:
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     """One row per comparison: tuneval, peer, peer / tuneval, agreement."""
-    rows = []
-    train = results.get("train")
-    if train:
-        gpu = train["tuneval_peak_cuda_mib"] is not None
-        mem = (f", peak GPU {_mib(train['tuneval_peak_cuda_mib'])}" if gpu else "")
-        mem_trl = (f", peak GPU {_mib(train['trl_peak_cuda_mib'])}" if gpu else "")
-        rows.append({
-            "comparison": f"LoRA step, {train['task']}, {train['dtype']}"
-                          f"{' autocast' if train['dtype'] == 'bfloat16' else ''} (batch "
-                          f"{train['micro_batch']} x {train['accumulation']} accumulation; median of "
-                          f"{train['steps']} steps after {train['warmup']} warm-up)",
-            "tuneval": f"{train['tuneval_step_s']:.2f} s/step, peak RSS {_mib(train['tuneval_peak_rss_mib'])}{mem}",
-            "peer": f"TRL {train['trl']} SFTTrainer: {train['trl_step_s']:.2f} s/step, peak RSS "
-                    f"{_mib(train['trl_peak_rss_mib'])}{mem_trl}",
-            "peer / tuneval": f"time {_x(train['time_ratio'])}, memory {_x(train['memory_ratio'])}",
-            "agreement": f"losses within 1% at every timed step: {'yes' if train['losses_agree'] else 'NO'} (max "
-                         f"{train['max_rel_loss_diff']:.3%}); same batches: "
-                         f"{'yes' if train['batches_identical'] else 'NO'}; same initial adapter: "
-                         f"{'yes' if train['initial_adapter_equal'] and train['lora_equal'] else 'NO'}"})
+    rows = [_train_row(results[key], why) for key, why in (("train", ""), ("train_fp32", " (bf16 losses differed)"))
+            if results.get(key)]
     squad = results.get("squad")
     if squad:
         for run in squad["runs"]:
@@ -633,16 +629,38 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
                         f"({squad['n'] / run['hf_s']:.2f} q/s)",
                 "peer / tuneval": _x(run["time_ratio"]),
                 "agreement": f"{run['identical']}/{squad['n']} answers identical"})
-    sst2 = results.get("sst2")
-    if sst2:
-        rows.append({
-            "comparison": f"SST-2, {sst2['n']} sentences, {sst2['dtype']}",
-            "tuneval": f"{_s(sst2['engine_s'])} ({sst2['n'] / sst2['engine_s']:.1f} ex/s)",
-            "peer": f"lm-eval {sst2['lm_eval']}, batch {sst2['batch_size']}: {_s(sst2['lm_eval_s'])} "
-                    f"(loglikelihood {_s(sst2['lm_eval_loglikelihood_s'])})",
-            "peer / tuneval": f"{_x(sst2['time_ratio'])} (loglikelihood {_x(sst2['loglikelihood_ratio'])})",
-            "agreement": f"{sst2['identical']}/{sst2['n']} predictions identical"})
+    rows += [_sst2_row(results[key], why) for key, why in (("sst2", ""), ("sst2_fp32", " (bf16 predictions differed)"))
+             if results.get(key)]
     return rows
+
+
+def _train_row(train: dict[str, Any], why: str) -> dict[str, str]:
+    gpu = train["tuneval_peak_cuda_mib"] is not None
+    mem = (f", peak GPU {_mib(train['tuneval_peak_cuda_mib'])}" if gpu else "")
+    mem_trl = (f", peak GPU {_mib(train['trl_peak_cuda_mib'])}" if gpu else "")
+    return {
+        "comparison": f"LoRA step, {train['task']}, {train['dtype']}"
+                      f"{' autocast' if train['dtype'] == 'bfloat16' else ''}{why} (batch "
+                      f"{train['micro_batch']} x {train['accumulation']} accumulation; median of "
+                      f"{train['steps']} steps after {train['warmup']} warm-up)",
+        "tuneval": f"{train['tuneval_step_s']:.2f} s/step, peak RSS {_mib(train['tuneval_peak_rss_mib'])}{mem}",
+        "peer": f"TRL {train['trl']} SFTTrainer: {train['trl_step_s']:.2f} s/step, peak RSS "
+                f"{_mib(train['trl_peak_rss_mib'])}{mem_trl}",
+        "peer / tuneval": f"time {_x(train['time_ratio'])}, memory {_x(train['memory_ratio'])}",
+        "agreement": f"losses within 1% at every timed step: {'yes' if train['losses_agree'] else 'NO'} (max "
+                     f"{train['max_rel_loss_diff']:.3%}); same batches: "
+                     f"{'yes' if train['batches_identical'] else 'NO'}; same initial adapter: "
+                     f"{'yes' if train['initial_adapter_equal'] and train['lora_equal'] else 'NO'}"}
+
+
+def _sst2_row(sst2: dict[str, Any], why: str) -> dict[str, str]:
+    return {
+        "comparison": f"SST-2, {sst2['n']} sentences, {sst2['dtype']}{why}",
+        "tuneval": f"{_s(sst2['engine_s'])} ({sst2['n'] / sst2['engine_s']:.1f} ex/s)",
+        "peer": f"lm-eval {sst2['lm_eval']}, batch {sst2['batch_size']}: {_s(sst2['lm_eval_s'])} "
+                f"(loglikelihood {_s(sst2['lm_eval_loglikelihood_s'])})",
+        "peer / tuneval": f"{_x(sst2['time_ratio'])} (loglikelihood {_x(sst2['loglikelihood_ratio'])})",
+        "agreement": f"{sst2['identical']}/{sst2['n']} predictions identical"}
 
 
 def _flags_text(flags: dict[str, bool]) -> str:
@@ -691,8 +709,19 @@ def notes(results: dict[str, Any]) -> list[str]:
                  f"adapter ({train['initial_adapter']}; TRL's own init with the same seed was "
                  f"{'identical' if train['trl_seeded_init_equal'] else 'different, so tuneval`s was copied in'}).")
         out.append(text)
-        pairs = "; ".join(f"{x['step']}: {x['tuneval']:.5f} / {x['trl']:.5f}" for x in train["losses"])
-        out.append(f"Losses at the timed steps (step: tuneval / TRL): {pairs}.")
+        for run in (train, results.get("train_fp32")):
+            if run:
+                pairs = "; ".join(f"{x['step']}: {x['tuneval']:.5f} / {x['trl']:.5f}" for x in run["losses"])
+                out.append(f"Losses at the timed steps, {run['dtype']} (step: tuneval / TRL): {pairs}.")
+        if results.get("train_fp32"):
+            fp32 = results["train_fp32"]
+            out.append(f"In {train['dtype']} the losses differed by up to {train['max_rel_loss_diff']:.2%}: the two "
+                       "LM heads round the logits and their log-sum-exp differently under bf16 autocast (tuneval: "
+                       "the head's bf16 output into the cross-entropy; TRL: its fused head's chunked loss), and "
+                       "the steps compound it. In float32, with the same batches and initial adapter, they agree "
+                       f"within {fp32['max_rel_loss_diff']:.3%} at every timed step"
+                       f"{'' if fp32['losses_agree'] else ' (NOT within 1%)'}: the setups match; the bf16 row "
+                       f"gives the speed of the study's dtype (float32: time {_x(fp32['time_ratio'])}).")
     squad = results.get("squad")
     if squad:
         out.append(
@@ -727,9 +756,11 @@ def notes(results: dict[str, Any]) -> list[str]:
             "`batch_size=\"auto\"` only picks a larger batch. lm-eval's time is its whole `simple_evaluate` "
             "(task building from a local JSON file included), model loading excluded on both sides.")
         if sst2["identical"] < sst2["n"] and sst2["dtype"] != "float32":
+            again = results.get("sst2_fp32")
             out.append(f"In {sst2['dtype']} {sst2['identical']}/{sst2['n']} SST-2 predictions were identical: the "
-                       "two batch the same sentences differently and bf16 rounding flips near-ties "
-                       "(`--only sst2 --dtype float32` compares them without it).")
+                       "two batch and pad the same sentences differently and bf16 rounding flips near-ties"
+                       + (f"; in float32 both sides ran again: {again['identical']}/{again['n']} identical."
+                          if again else " (`--only sst2 --dtype float32` compares them without it)."))
     return out
 
 

@@ -99,3 +99,20 @@ def test_training_falls_back_to_float32_where_trl_would_miss_the_bf16_route(monk
     assert bench_peers.train_dtype("float32", "cpu") == ("float32", None)
     monkeypatch.setattr(bench_peers, "cpu_has_native_bf16", lambda: True)
     assert bench_peers.train_dtype("bfloat16", "cpu") == ("bfloat16", None)
+
+
+def test_a_float32_rerun_decides_the_agreement_checks(bench_peers):
+    """bf16 rounds the two sides' logits differently: where bf16 losses or predictions differ, the float32 rerun
+    (train_fp32, sst2_fp32) decides whether the setups match; without one, the bf16 result fails."""
+    same = {"batches_identical": True, "initial_adapter_equal": True, "lora_equal": True}
+    bf16 = {**same, "dtype": "bfloat16", "losses_agree": False, "max_rel_loss_diff": 0.021}
+    fp32 = {**same, "dtype": "float32", "losses_agree": True, "max_rel_loss_diff": 0.0004}
+    assert bench_peers.problems({"train": bf16}) == ["training losses differ by up to 2.10% at a timed step "
+                                                     "(bfloat16)"]
+    assert bench_peers.problems({"train": bf16, "train_fp32": fp32}) == []
+    assert bench_peers.problems({"train": bf16, "train_fp32": {**fp32, "losses_agree": False}}) != []
+    sst2_bf16, sst2_fp32 = {"dtype": "bfloat16", "identical": 191, "n": 200}, {"dtype": "float32", "identical": 200,
+                                                                               "n": 200}
+    assert bench_peers.problems({"sst2": sst2_bf16, "sst2_fp32": sst2_fp32}) == []
+    assert bench_peers.problems({"sst2": sst2_bf16, "sst2_fp32": {**sst2_fp32, "identical": 199}}) == [
+        "SST-2: 199/200 float32 predictions identical"]
