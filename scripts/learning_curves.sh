@@ -37,4 +37,8 @@ for task in sst2 squad_v2; do
   tuneval curve --repo "$CLONE" --task "$task" --param "data.train_examples.$task" --metric "$metric" \
     --ignore-param "data.train_examples.$other" --out "report/curves/$task"
 done
-echo "done: $(date -u +%FT%TZ); report/curves/<task>/curve.{md,png,json}; then dvc repro report (its findings)"
+for metric in answered HasAns_f1 NoAns_f1; do  # what moves SQuAD v2's F1: answering, and abstaining where it should
+  tuneval curve --repo "$CLONE" --task squad_v2 --param data.train_examples.squad_v2 --metric "$metric" \
+    --ignore-param data.train_examples.sst2 --out "report/curves/squad_v2/$metric"
+done
+echo "done: $(date -u +%FT%TZ); report/curves/<task>/[<metric>/]curve.{md,png,json}; then dvc repro report (its findings)"

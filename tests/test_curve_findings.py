@@ -53,3 +53,17 @@ def test_a_curve_of_other_examples_is_named_stale(study):
 
 def test_no_curve_no_finding(study):
     assert curve_findings([SQUAD]) == []
+
+
+def test_curves_of_other_metrics_follow_the_headline_curve(study):
+    root, records = study
+    write_json(root / "report/curves/squad_v2/curve.json", _curve(records, (12.0, 20.5, 31.25)))
+    answered = dict(_curve(records, (95.0, 97.0, 70.0), zeroshot=97.9, baseline=0.0), metric="answered")
+    write_json(root / "report/curves/squad_v2/answered/curve.json", answered)
+    stale = dict(_curve(records[:5], (1.0, 2.0, 30.0)), metric="NoAns_f1")
+    write_json(root / "report/curves/squad_v2/NoAns_f1/curve.json", stale)
+    headline, no_answer, answer_rate = curve_findings([SQUAD])  # the headline, then by directory name
+    assert "f1 goes from 12.00 at 25 to 31.25 at 400" in headline
+    assert "NoAns_f1/curve.json): scored other examples than this study" in no_answer
+    assert "answered goes from 95.00 at 25 to 70.00 at 400, not monotone" in answer_rate
+    assert "below zero-shot (97.90) and above the baseline (0.00)" in answer_rate

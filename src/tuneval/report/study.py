@@ -49,23 +49,28 @@ def protocol_line(task: Task, params: Params) -> str:
 
 
 def curve_findings(tasks: list[Task]) -> list[str]:
-    """One finding per committed learning curve (report/curves/<task>/curve.json, written by `tuneval curve`),
-    generated from its numbers; a curve whose scored examples are not this study's is named as stale instead."""
-    from tuneval.report.curve import ids_digest
-
+    """One finding per committed learning curve, generated from its numbers: report/curves/<task>/curve.json (the
+    task's headline metric, written by `tuneval curve`), then report/curves/<task>/<metric>/curve.json (other
+    metrics of the same sweep, e.g. SQuAD v2's answer rate). A curve whose scored examples are not this study's is
+    named as stale instead."""
     lines = []
     for task in tasks:
-        path = CURVES / task.name / "curve.json"
-        if not path.is_file():
-            continue
-        curve = read_json(path)
-        scored = paths.predictions(task.name, "finetuned", curve["split"])
-        if not scored.is_file() or ids_digest(read_json(scored)) != curve["examples"]["ids_sha256"]:
-            lines.append(f"- `{task.name}` learning curve ({path.as_posix()}): scored other examples than this study; "
-                         "rerun the sweep and `tuneval curve` (docs/protocol.md#learning-curves).")
-            continue
-        lines.append(describe_curve(task.name, curve))
+        root = CURVES / task.name
+        for path in [root / "curve.json", *sorted(root.glob("*/curve.json"))]:
+            if path.is_file():
+                lines.append(_curve_finding(task, path))
     return lines
+
+
+def _curve_finding(task: Task, path: Path) -> str:
+    from tuneval.report.curve import ids_digest
+
+    curve = read_json(path)
+    scored = paths.predictions(task.name, "finetuned", curve["split"])
+    if not scored.is_file() or ids_digest(read_json(scored)) != curve["examples"]["ids_sha256"]:
+        return (f"- `{task.name}` learning curve ({path.as_posix()}): scored other examples than this study; "
+                "rerun the sweep and `tuneval curve` (docs/protocol.md#learning-curves).")
+    return describe_curve(task.name, curve)
 
 
 def describe_curve(task_name: str, curve: dict[str, Any]) -> str:
