@@ -36,7 +36,8 @@ def test_a_curve_of_this_studys_examples_is_described_from_its_numbers(study):
     write_json(root / "report/curves/squad_v2/curve.json", _curve(records, (12.0, 20.5, 31.25)))
     (line,) = curve_findings([SQUAD])
     assert line.startswith("- `squad_v2` learning curve (data.train_examples.squad_v2, 3 runs per point, 3 values)")
-    assert "f1 goes from 12.00 at 25 to 31.25 at 400, rising at every step; seed sd up to 0.50" in line
+    assert ("f1 goes from 12.00 at 25 to 31.25 at 400, rising at every step (largest step +10.75, from 100 to 400); "
+            "seed sd up to 0.50") in line
     assert "intervals 8.00-8.00 wide" in line
     assert "above zero-shot (10.00) and below the baseline (50.00)" in line
     write_json(root / "report/curves/squad_v2/curve.json", _curve(records, (12.0, 9.0, 31.25), zeroshot=40.0))
@@ -65,5 +66,6 @@ def test_curves_of_other_metrics_follow_the_headline_curve(study):
     headline, no_answer, answer_rate = curve_findings([SQUAD])  # the headline, then by directory name
     assert "f1 goes from 12.00 at 25 to 31.25 at 400" in headline
     assert "NoAns_f1/curve.json): scored other examples than this study" in no_answer
-    assert "answered goes from 95.00 at 25 to 70.00 at 400, not monotone" in answer_rate
+    assert ("answered goes from 95.00 at 25 to 70.00 at 400, not monotone (largest step -27.00, from 100 to 400)"
+            in answer_rate)
     assert "below zero-shot (97.90) and above the baseline (0.00)" in answer_rate

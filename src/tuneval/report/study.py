@@ -92,12 +92,15 @@ def describe_curve(task_name: str, curve: dict[str, Any]) -> str:
             return f"no {name}"
         return f"{'above' if value > other else 'below' if value < other else 'level with'} {name} ({other:.{d}f})"
 
+    steps = [(b["mean"] - a["mean"], a["value"], b["value"]) for a, b in zip(points, points[1:], strict=False)]
+    big = max(steps, key=lambda step: abs(step[0]), default=None)
+    largest = f" (largest step {big[0]:+.{d}f}, from {big[1]:g} to {big[2]:g})" if big and len(steps) > 1 else ""
     runs = sorted({p["runs"] for p in points})
     spread = f"seed sd up to {max(sds):.{d}f}" if sds else "one run per point"
     noise = f"; examples' 95% intervals {min(widths):.{d}f}-{max(widths):.{d}f} wide" if widths else ""
     return (f"- `{task_name}` learning curve ({curve['param']}, {'/'.join(map(str, runs))} runs per point, "
             f"{len(points)} values): {curve['metric']} goes from {first['mean']:.{d}f} at {first['value']:g} to "
-            f"{last['mean']:.{d}f} at {last['value']:g}, {shape}; {spread}{noise}. The largest value is "
+            f"{last['mean']:.{d}f} at {last['value']:g}, {shape}{largest}; {spread}{noise}. The largest value is "
             f"{relation(last['mean'], zeroshot, 'zero-shot')} and {relation(last['mean'], baseline, 'the baseline')}.")
 
 
