@@ -413,7 +413,9 @@ def test_two_processes_converting_at_once_into_an_empty_cache_both_succeed_with_
     assert out_a.count("converting ") == 1 and "converting " not in out_b.replace("waiting for another process "
                                                                                    "converting", ""), out_a + out_b
     assert not (tmp_path / "b.converting").exists(), "B must use A's conversion, not convert again"
-    assert files_of(tmp_path / "a") == files_of(direct) == files_of(tmp_path / "b")
+    a, b, expected = files_of(tmp_path / "a"), files_of(tmp_path / "b"), files_of(direct)
+    assert a == b == expected, {name: (expected.get(name), a.get(name), b.get(name)) for name in {*a, *b, *expected}
+                                if not a.get(name) == b.get(name) == expected.get(name) or name.endswith("json")}
     assert cache_entries(user_cache) == [source.sha256[:16]]
 
 
@@ -425,3 +427,16 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 300) -> N
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
         time.sleep(0.05)
+
+
+def test_conversion_bytes_do_not_depend_on_offline_mode(tiny, tmp_path):
+    """transformers saves the offline mode a tokenizer was loaded under: with HF_HUB_OFFLINE=1 models/base would
+    get other bytes (another DVC hash: every stage after it stale) unless convert pins it."""
+    code = ("import sys; from pathlib import Path; from tuneval.models import gguf as G\n"
+            "p, out = Path(sys.argv[1]), Path(sys.argv[2]); out.mkdir()\n"
+            "G._convert(G.GGUFSource(file=str(p.resolve()), sha256=G.sha256_of(p)), out)")
+    for name, offline in (("online", "0"), ("offline", "1")):
+        subprocess.run([sys.executable, "-c", code, str(tiny["gguf"]), str(tmp_path / name)], cwd=REPO,
+                       env=env(HF_HUB_OFFLINE=offline), check=True, capture_output=True, timeout=300)
+    assert files_of(tmp_path / "online") == files_of(tmp_path / "offline")
+    assert b'"local_files_only": false' in (tmp_path / "offline" / "tokenizer_config.json").read_bytes()

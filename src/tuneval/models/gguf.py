@@ -198,6 +198,9 @@ def _convert(source: GGUFSource, out_dir: Path) -> None:
             "model's original checkpoint."
         )
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    # transformers saves the offline mode it loaded under (HF_HUB_OFFLINE, or set in-process) as the tokenizer's
+    # `local_files_only`: pinned, so models/base's bytes, and so its DVC hash, never depend on the environment
+    tokenizer.init_kwargs["local_files_only"] = False
     quantized = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     config = quantized.config
     if hasattr(config, "quantization_config"):

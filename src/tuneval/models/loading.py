@@ -151,6 +151,7 @@ def load_tokenizer(model_dir_or_id: str | Path):
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
     except Exception as err:  # noqa: BLE001
         raise explain_load_error(name, err) from err
+    tokenizer.init_kwargs["local_files_only"] = False  # see gguf.convert: saved files never depend on offline mode
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
